@@ -160,13 +160,30 @@ class WindowAttention(nn.Module):
         shift: cyclic shift in pixels (0 = plain windows), 0 <= shift < window_size.
         qk_scale_mod: optional (B, H, W, C); queries and keys are multiplied by (1 + mod).
         """
-        b, hgt, wid, c = x.shape
+        return self.attend(self.qkv(x), shift, qk_scale_mod)
+
+    def attend(
+        self,
+        qkv: Tensor,
+        shift: int = 0,
+        qk_scale_mod: Tensor | None = None,
+        *,
+        project: bool = True,
+    ) -> Tensor:
+        """Attention from already projected tokens.
+
+        qkv: (B, H, W, 3C), the output of ``self.qkv``; lets a caller share the projections with
+        another attention path. With ``project=False`` the output projection ``self.proj`` is
+        left to the caller (who may mix in another path first). Otherwise the same arguments and
+        result as :meth:`forward`.
+        """
+        b, hgt, wid, c3 = qkv.shape
+        c = c3 // 3
         win = self.window_size
         if hgt % win or wid % win:
             raise ValueError(f"feature size {hgt}x{wid} is not a multiple of window {win}")
         if not 0 <= shift < win:
             raise ValueError(f"shift {shift} must be in [0, {win})")
-        qkv = self.qkv(x)  # (B, H, W, 3C)
         if qk_scale_mod is not None:
             gain = 1.0 + qk_scale_mod.to(qkv.dtype)
             q, k, v = qkv.chunk(3, dim=-1)
@@ -195,7 +212,8 @@ class WindowAttention(nn.Module):
                     row_parts.append(res.view(*sub.shape[:-1], c))
                 parts.append(torch.cat(row_parts, dim=2))
             out = torch.cat(parts, dim=1)
-        out = self.proj(out)
+        if project:
+            out = self.proj(out)
         out = window_reverse(out.reshape(-1, win * win, c), win, hgt, wid)
         if shift:
             out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
