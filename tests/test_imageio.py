@@ -1,0 +1,206 @@
+"""Image reading and writing: every mode a user brings, metadata carried over, atomic writes."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, ImageOps
+
+from nexus_upscaler.core.errors import ImageReadError, ImageWriteError
+from nexus_upscaler.core.imageio import ImageMetadata, read_image, write_image
+
+RNG = np.random.default_rng(1234)
+
+
+def rgb(h: int = 12, w: int = 17) -> np.ndarray:
+    return RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def srgb_icc() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def test_modes_become_the_documented_channels(tmp_path):
+    base = Image.fromarray(rgb())
+    cases = {
+        "RGB": (base, 3),
+        "RGBA": (base.convert("RGBA"), 4),
+        "L": (base.convert("L"), 1),
+        "LA": (base.convert("LA"), 2),
+        "P": (base.convert("P"), 3),
+        "1": (base.convert("1"), 1),
+    }
+    for name, (im, channels) in cases.items():
+        path = tmp_path / f"{name}.png"
+        im.save(path)
+        loaded = read_image(path)
+        assert loaded.array.shape == (12, 17, channels), name
+        assert loaded.array.dtype == np.uint8
+        assert loaded.mode == name
+
+
+def test_palette_with_transparency_becomes_rgba(tmp_path):
+    im = Image.new("P", (8, 6), 0)
+    im.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    im.paste(1, (0, 0, 4, 6))
+    im.info["transparency"] = 0
+    path = tmp_path / "p.png"
+    im.save(path, transparency=0)
+    loaded = read_image(path)
+    assert loaded.array.shape == (6, 8, 4)
+    assert (loaded.array[:, :4, 3] == 255).all() and (loaded.array[:, 4:, 3] == 0).all()
+    assert (loaded.array[:, :4, :3] == [0, 255, 0]).all()
+
+
+def test_cmyk_becomes_rgb(tmp_path):
+    path = tmp_path / "c.jpg"
+    Image.new("CMYK", (9, 7), (0, 255, 255, 0)).save(path)  # pure red in CMYK
+    loaded = read_image(path)
+    assert loaded.array.shape == (7, 9, 3)
+    r, g, b = loaded.array[3, 4].astype(int)
+    assert r > 200 and g < 60 and b < 60
+    assert any("CMYK" in note for note in loaded.notes)
+
+
+@pytest.mark.parametrize("ext", ["png", "tiff"])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_16_bit_round_trips_exactly(tmp_path, ext, channels):
+    """16-bit gray, RGB and RGBA keep all 16 bits through write and read."""
+    array = RNG.integers(0, 65536, (9, 13, channels), dtype=np.uint16)
+    path = tmp_path / f"deep.{ext}"
+    write_image(path, array)
+    loaded = read_image(path)
+    assert loaded.array.dtype == np.uint16
+    np.testing.assert_array_equal(loaded.array, array)
+
+
+def test_16_bit_png_written_by_pillow_is_read_16_bit(tmp_path):
+    gray = RNG.integers(0, 65536, (10, 11), dtype=np.uint16)
+    path = tmp_path / "g16.png"
+    Image.fromarray(gray).save(path)
+    loaded = read_image(path)
+    assert loaded.bit_depth == 16 and loaded.is_gray
+    np.testing.assert_array_equal(loaded.array[:, :, 0], gray)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_and_reset(tmp_path, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "o.png"
+    Image.fromarray(rgb(10, 16)).save(path, exif=exif.tobytes())
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)))
+    loaded = read_image(path)
+    np.testing.assert_array_equal(loaded.array, expected)
+    out = tmp_path / "out.png"
+    write_image(out, loaded.array, loaded.metadata)
+    assert Image.open(out).getexif().get(0x0112, 1) == 1
+
+
+@pytest.mark.parametrize("ext", ["png", "jpg", "tiff", "webp"])
+def test_icc_exif_dpi_survive(tmp_path, ext):
+    icc = srgb_icc()
+    exif = Image.Exif()
+    exif[0x010F] = "NEXUS test camera"  # Make
+    exif.get_ifd(0x8769)[0xA002] = 17  # PixelXDimension, in the Exif sub-IFD
+    src = tmp_path / "src.png"
+    Image.fromarray(rgb()).save(src, icc_profile=icc, exif=exif.tobytes(), dpi=(300, 300))
+    loaded = read_image(src)
+    assert loaded.metadata.icc_profile == icc
+    assert loaded.metadata.dpi is not None and round(loaded.metadata.dpi[0]) == 300
+    out = tmp_path / f"out.{ext}"
+    big = np.repeat(np.repeat(loaded.array, 2, 0), 2, 1)
+    write_image(out, big, loaded.metadata)
+    with Image.open(out) as im:
+        assert im.size == (34, 24)
+        assert im.info.get("icc_profile") == icc
+        assert im.getexif().get(0x010F) == "NEXUS test camera"
+        assert im.getexif().get_ifd(0x8769).get(0xA002) == 34  # the new width
+        if ext != "webp":  # WebP has no DPI field (its EXIF still carries the camera data)
+            assert round(im.info["dpi"][0]) == 300  # DPI unchanged: the print grows with the pixels
+
+
+def test_16_bit_metadata_survives(tmp_path):
+    icc = srgb_icc()
+    array = RNG.integers(0, 65536, (5, 6, 3), dtype=np.uint16)
+    exif = Image.Exif()
+    exif[0x010F] = "deep camera"
+    meta = ImageMetadata(icc_profile=icc, exif=exif.tobytes(), dpi=(240.0, 240.0))
+    write_image(tmp_path / "d.png", array, meta)
+    loaded = read_image(tmp_path / "d.png")
+    assert loaded.metadata.icc_profile == icc
+    assert round(loaded.metadata.dpi[0]) == 240
+    assert Image.open(tmp_path / "d.png").getexif().get(0x010F) == "deep camera"
+
+
+def test_jpeg_flattens_alpha_onto_white_and_says_so(tmp_path):
+    array = np.zeros((8, 8, 4), np.uint8)
+    array[..., 0] = 255  # red, fully transparent on the left half
+    array[:, 4:, 3] = 255
+    notes = write_image(tmp_path / "a.jpg", array, quality=100)
+    assert any("alpha" in n for n in notes)
+    back = np.asarray(Image.open(tmp_path / "a.jpg")).astype(int)
+    assert back[:, :2].min() > 240  # white where transparent
+    assert back[:, 6:, 0].min() > 240 and back[:, 6:, 1].max() < 20
+
+
+def test_jpeg_rounds_16_bit_to_8_and_says_so(tmp_path):
+    array = np.full((4, 4, 3), 257 * 100, np.uint16)
+    notes = write_image(tmp_path / "d.jpg", array, quality=100)
+    assert any("8 bits" in n for n in notes)
+    assert abs(int(np.asarray(Image.open(tmp_path / "d.jpg"))[2, 2, 0]) - 100) <= 1
+
+
+def test_gray_stays_gray_on_write(tmp_path):
+    gray = RNG.integers(0, 256, (6, 7, 1), dtype=np.uint8)
+    for ext in ("png", "jpg", "tiff"):
+        write_image(tmp_path / f"g.{ext}", gray)
+        assert Image.open(tmp_path / f"g.{ext}").mode == "L"
+
+
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.fromarray(rgb(64, 64)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageReadError, match="decompression bomb") as info:
+        read_image(path)
+    assert str(path) in str(info.value)
+
+
+def test_unreadable_and_truncated_files_name_the_file(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(ImageReadError, match="notes.png"):
+        read_image(text)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb(64, 64)).save(buffer, "PNG")
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(ImageReadError, match="cut.png"):
+        read_image(cut)
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_image(tmp_path / "missing.png")
+
+
+def test_write_is_atomic_on_failure(tmp_path, monkeypatch):
+    """A save that fails half way leaves neither a partial output nor a temporary file."""
+    target = tmp_path / "out.png"
+    target.write_bytes(b"previous result")
+
+    def broken_save(self, fp, *args, **kwargs):
+        fp.write(b"\x89PNG partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(ImageWriteError, match="out.png"):
+        write_image(target, rgb())
+    assert target.read_bytes() == b"previous result"
+    assert os.listdir(tmp_path) == ["out.png"]
+
+
+def test_unknown_format_is_refused(tmp_path):
+    with pytest.raises(ImageWriteError, match="format"):
+        write_image(tmp_path / "x.bmp", rgb())
