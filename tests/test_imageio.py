@@ -7,10 +7,9 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms, ImageOps
-
 from nexus_upscaler.core.errors import ImageReadError, ImageWriteError
 from nexus_upscaler.core.imageio import ImageMetadata, read_image, write_image
+from PIL import Image, ImageCms, ImageOps
 
 RNG = np.random.default_rng(1234)
 
