@@ -1,0 +1,264 @@
+"""Named presets of engine settings: shipped ones in ``presets.toml``, the user's own on top.
+
+A preset sets tile ("auto" or pixels), overlap, precision, tta, batch and optionally device.
+Users add presets, or change shipped ones field by field, in
+``<config dir>/nexus-upscaler/presets.toml``; a preset there with a new name starts from
+``balanced``. ``get_preset(name, **overrides)`` turns a preset plus per-call overrides into the
+engine's ``UpscaleOptions``; anything invalid raises ``PresetError`` naming the preset, the file
+and the field.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from .errors import PresetError
+
+if TYPE_CHECKING:
+    from .engine import UpscaleOptions
+
+__all__ = [
+    "DEFAULT_PRESET",
+    "PRECISIONS",
+    "Preset",
+    "get_preset",
+    "list_presets",
+    "preset_settings",
+    "user_config_dir",
+    "user_presets_path",
+]
+
+DEFAULT_PRESET = "balanced"
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+ALPHA_MODES = ("model", "resize")
+SHIPPED_PATH = Path(__file__).with_name("presets.toml")
+CONFIG_DIR_ENV = "NEXUS_UPSCALER_CONFIG_DIR"
+
+# the fields a preset may set; overrides may also set target_scale, alpha_mode and compile
+PRESET_FIELDS = ("tile", "overlap", "precision", "tta", "batch", "device")
+OVERRIDE_FIELDS = (*PRESET_FIELDS, "target_scale", "alpha_mode", "compile")
+_MIN_TILE = 16
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One named preset: where it came from and the fields it sets (after inheritance)."""
+
+    name: str
+    settings: dict[str, Any]
+    source: Path
+    description: str = ""
+    user: bool = False  # defined or changed by the user's presets.toml
+    fields_set: tuple[str, ...] = field(default=())
+
+
+def user_config_dir() -> Path:
+    """The folder of the user's ``presets.toml``.
+
+    ``$NEXUS_UPSCALER_CONFIG_DIR`` if set; else ``%APPDATA%\\nexus-upscaler`` on Windows,
+    ``~/Library/Application Support/nexus-upscaler`` on macOS and
+    ``$XDG_CONFIG_HOME/nexus-upscaler`` (default ``~/.config``) elsewhere.
+    """
+    override = os.environ.get(CONFIG_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "nexus-upscaler"
+
+
+def user_presets_path() -> Path:
+    return user_config_dir() / "presets.toml"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"{path}: not valid TOML ({exc})") from exc
+    except OSError as exc:
+        raise PresetError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise PresetError(
+                f"{path}: preset {name!r} must be a table ([{name}] followed by fields), "
+                f"got {type(table).__name__}"
+            )
+    return data
+
+
+def _check_field(name: str, key: str, value: Any, where: str) -> Any:
+    """Validate one field and return it normalised (tile "auto" -> None)."""
+
+    def fail(expected: str) -> PresetError:
+        return PresetError(
+            f"{where}: preset {name!r}, field {key!r}: expected {expected}, got {value!r}"
+        )
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if key == "tile":
+        if value is None or (isinstance(value, str) and value.lower() == "auto"):
+            return None
+        if not is_int(value) or value < _MIN_TILE:
+            raise fail(f'"auto" or a whole number of pixels >= {_MIN_TILE}')
+        return value
+    if key == "overlap":
+        if not is_int(value) or value < 0:
+            raise fail("a whole number of pixels >= 0")
+        return value
+    if key == "batch":
+        if not is_int(value) or value < 1:
+            raise fail("a whole number >= 1")
+        return value
+    if key in ("tta", "compile"):
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if key == "precision":
+        if value not in PRECISIONS:
+            raise fail("one of " + ", ".join(PRECISIONS))
+        return value
+    if key == "alpha_mode":
+        if value not in ALPHA_MODES:
+            raise fail("one of " + ", ".join(ALPHA_MODES))
+        return value
+    if key == "device":
+        if not isinstance(value, str) or not value:
+            raise fail('a device name such as "auto", "cpu", "cuda" or "cuda:1"')
+        return value
+    if key == "target_scale":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise fail("a positive number (or none for the model's own scale)")
+        return float(value)
+    raise PresetError(
+        f"{where}: preset {name!r}: unknown field {key!r} "
+        f"(known: {', '.join(PRESET_FIELDS)}, description)"
+    )
+
+
+def _validate(name: str, table: dict[str, Any], path: Path) -> tuple[dict[str, Any], str]:
+    settings: dict[str, Any] = {}
+    description = ""
+    for key, value in table.items():
+        if key == "description":
+            if not isinstance(value, str):
+                raise PresetError(
+                    f"{path}: preset {name!r}, field 'description': expected text, got {value!r}"
+                )
+            description = value
+            continue
+        if key not in PRESET_FIELDS:
+            raise PresetError(
+                f"{path}: preset {name!r}: unknown field {key!r} "
+                f"(known: {', '.join(PRESET_FIELDS)}, description)"
+            )
+        settings[key] = _check_field(name, key, value, str(path))
+    _check_overlap(name, settings, str(path))
+    return settings, description
+
+
+def _check_overlap(name: str, settings: dict[str, Any], where: str) -> None:
+    tile, overlap = settings.get("tile"), settings.get("overlap")
+    if tile is not None and overlap is not None and 2 * overlap >= tile:
+        raise PresetError(
+            f"{where}: preset {name!r}, field 'overlap': {overlap} leaves nothing of a "
+            f"{tile}-pixel tile (overlap must be less than half the tile)"
+        )
+
+
+def _load_presets() -> dict[str, Preset]:
+    shipped = _read_toml(SHIPPED_PATH)
+    presets: dict[str, Preset] = {}
+    for name, table in shipped.items():
+        settings, description = _validate(name, table, SHIPPED_PATH)
+        presets[name] = Preset(name, settings, SHIPPED_PATH, description, False, tuple(settings))
+    user_path = user_presets_path()
+    if not user_path.is_file():
+        return presets
+    for name, table in _read_toml(user_path).items():
+        settings, description = _validate(name, table, user_path)
+        base = presets.get(name) or presets[DEFAULT_PRESET]
+        merged = {**base.settings, **settings}
+        _check_overlap(name, merged, str(user_path))
+        presets[name] = Preset(
+            name,
+            merged,
+            user_path,
+            description or (base.description if name in presets else ""),
+            True,
+            tuple(settings),
+        )
+    return presets
+
+
+def list_presets() -> list[Preset]:
+    """Every preset, shipped ones first in file order, then the user's new ones."""
+    return list(_load_presets().values())
+
+
+def preset_settings(name: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """The validated settings of preset ``name`` (default ``balanced``) with ``overrides`` applied.
+
+    Keys are ``UpscaleOptions`` fields; tile ``None`` means automatic; device "auto" is resolved.
+    """
+    name = name or DEFAULT_PRESET
+    presets = _load_presets()
+    preset = presets.get(name)
+    if preset is None:
+        raise PresetError(
+            f"unknown preset {name!r}; available: {', '.join(presets)} "
+            f"(add your own in {user_presets_path()})"
+        )
+    settings = dict(preset.settings)
+    for key, value in overrides.items():
+        if key not in OVERRIDE_FIELDS:
+            raise PresetError(
+                f"preset {name!r}: unknown override {key!r} (known: {', '.join(OVERRIDE_FIELDS)})"
+            )
+        settings[key] = _check_field(name, key, value, "override")
+    _check_overlap(name, settings, "override")
+    settings["device"] = resolve_device(settings.get("device", "auto"))
+    return settings
+
+
+def get_preset(name: str | None = None, **overrides: Any) -> UpscaleOptions:
+    """``UpscaleOptions`` for preset ``name`` (default ``balanced``) with per-call overrides.
+
+    >>> get_preset("quality", tile=256).tile
+    256
+    """
+    from .engine import UpscaleOptions
+
+    return UpscaleOptions(**preset_settings(name, **overrides))
+
+
+def resolve_device(device: str) -> str:
+    """ "auto" -> "cuda" when a CUDA device is usable, else "mps" on Apple silicon, else "cpu"."""
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"

@@ -1,0 +1,123 @@
+"""Presets: the shipped five, user presets from the config folder, overrides, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+from nexus_upscaler.core.errors import PresetError
+from nexus_upscaler.core.presets import get_preset, list_presets, preset_settings, user_config_dir
+
+
+@pytest.fixture(autouse=True)
+def config_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "config"
+    monkeypatch.setenv("NEXUS_UPSCALER_CONFIG_DIR", str(folder))
+    return folder
+
+
+def write_user(config_dir, text: str):
+    config_dir.mkdir(parents=True, exist_ok=True)
+    path = config_dir / "presets.toml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_presets_exist_and_differ():
+    names = [p.name for p in list_presets()]
+    assert names == ["fast", "balanced", "quality", "low-memory", "cpu"]
+    quality = preset_settings("quality")
+    assert quality["tta"] is True and quality["precision"] == "fp32"
+    assert preset_settings("low-memory")["tile"] == 192
+    assert preset_settings("cpu")["device"] == "cpu"
+    assert preset_settings("fast")["batch"] > preset_settings("balanced")["batch"]
+
+
+def test_default_is_balanced_with_automatic_tiles():
+    options = get_preset()
+    assert options.tile is None  # "auto" in the file means automatic in the engine
+    assert options.overlap == preset_settings("balanced")["overlap"]
+    assert options.tta is False
+    assert options.device in ("cpu", "cuda", "mps")  # "auto" resolved for this machine
+
+
+def test_overrides_win_and_are_validated():
+    options = get_preset("quality", tile=256, tta=False, device="cpu", target_scale=2)
+    assert (options.tile, options.tta, options.device, options.target_scale) == (
+        256,
+        False,
+        "cpu",
+        2.0,
+    )
+    assert options.overlap == preset_settings("quality")["overlap"]
+    with pytest.raises(PresetError, match="'overlap'"):
+        get_preset("balanced", overlap=-3)
+    with pytest.raises(PresetError, match="unknown override 'tiles'"):
+        get_preset("balanced", tiles=256)
+
+
+def test_user_preset_adds_and_changes(config_dir):
+    path = write_user(
+        config_dir,
+        """
+        [print]
+        description = "Large prints"
+        tile = 384
+        tta = true
+
+        [fast]
+        overlap = 24
+        """,
+    )
+    presets = {p.name: p for p in list_presets()}
+    assert presets["print"].user and presets["print"].source == path
+    assert presets["print"].description == "Large prints"
+    printing = preset_settings("print")
+    assert printing["tile"] == 384 and printing["tta"] is True
+    assert (
+        printing["overlap"] == preset_settings("balanced")["overlap"]
+    )  # new presets start from balanced
+    fast = preset_settings("fast")
+    assert fast["overlap"] == 24 and fast["batch"] == 4  # other shipped fields stay
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "problem"),
+    [
+        ("tile = -64", "tile", "pixels"),
+        ('tile = "big"', "tile", "auto"),
+        ('precision = "fp8"', "precision", "fp32"),
+        ('tta = "yes"', "tta", "true or false"),
+        ("batch = 0", "batch", ">= 1"),
+        ("batch = 1.5", "batch", ">= 1"),
+        ("tiles = 256", "tiles", "unknown field"),
+        ("tile = 64\noverlap = 40", "overlap", "half the tile"),
+    ],
+)
+def test_invalid_user_preset_names_preset_file_and_field(config_dir, body, field, problem):
+    path = write_user(config_dir, f"[mine]\n{body}\n")
+    with pytest.raises(PresetError) as info:
+        preset_settings("mine")
+    message = str(info.value)
+    assert "'mine'" in message and str(path) in message and f"'{field}'" in message
+    assert problem in message
+
+
+def test_broken_toml_names_the_file(config_dir):
+    path = write_user(config_dir, "[mine\ntile = 3")
+    with pytest.raises(PresetError, match="not valid TOML") as info:
+        list_presets()
+    assert str(path) in str(info.value)
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(PresetError, match="unknown preset 'turbo'.*balanced"):
+        get_preset("turbo")
+
+
+def test_config_dir_follows_the_platform_convention(monkeypatch, tmp_path):
+    monkeypatch.delenv("NEXUS_UPSCALER_CONFIG_DIR")
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert user_config_dir() == tmp_path / "xdg" / "nexus-upscaler"
+    monkeypatch.setattr("sys.platform", "win32")
+    monkeypatch.setenv("APPDATA", str(tmp_path / "roaming"))
+    assert user_config_dir() == tmp_path / "roaming" / "nexus-upscaler"
