@@ -117,12 +117,19 @@ def plan_axis(length: int, tile: int, overlap: int, scale: float, align: int = 1
     starts = sorted({round(i * last / (n - 1)) // align * align for i in range(n)})
     starts[-1] = last
     ends = [s + tile for s in starts[:-1]] + [length]
-    bands = []
+    centres, halves = [], []
     for i in range(len(starts) - 1):
         ov_lo, ov_hi = starts[i + 1] * scale, ends[i] * scale
-        width = max(1.0, (ov_hi - ov_lo) * BLEND_FRACTION)
-        centre = (ov_lo + ov_hi) / 2
-        bands.append((round(centre - width / 2), round(centre + width / 2)))
+        centres.append((ov_lo + ov_hi) / 2)
+        halves.append(max(0.5, (ov_hi - ov_lo) * BLEND_FRACTION / 2))
+    # aligned starts can bunch up (large overlap, coarse alignment): narrow the bands so that
+    # they never meet and every tile keeps a full-weight interior
+    for i in range(len(centres)):
+        if i > 0:
+            halves[i] = min(halves[i], (centres[i] - centres[i - 1]) / 3)
+        if i < len(centres) - 1:
+            halves[i] = min(halves[i], (centres[i + 1] - centres[i]) / 3)
+    bands = [(round(c - h), max(round(c + h), round(c - h) + 1)) for c, h in zip(centres, halves)]
     _check_bands(bands, out_length)
     return AxisPlan(length, scale, tuple(starts), tuple(ends), tuple(bands), out_length)
 
