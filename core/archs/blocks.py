@@ -124,9 +124,10 @@ class WindowAttention(nn.Module):
         self.window_size = window_size
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
-        # ALiBi has no weights, so heads and window size would otherwise be unreadable.
-        self.register_buffer("num_heads_buf", torch.tensor(num_heads, dtype=torch.int64))
-        self.register_buffer("window_size_buf", torch.tensor(window_size, dtype=torch.int64))
+        # ALiBi has no weights, so heads and window size would otherwise be unreadable. On the
+        # CPU even under ``torch.device("meta")``, so they stay readable on a meta-built model.
+        for name, value in (("num_heads_buf", num_heads), ("window_size_buf", window_size)):
+            self.register_buffer(name, torch.tensor(value, dtype=torch.int64, device="cpu"))
         self._mask_cache: dict[tuple[int, str, torch.dtype], Tensor] = {}
 
     def _masks(self, shift: int, device: torch.device, dtype: torch.dtype) -> Tensor:

@@ -81,8 +81,9 @@ NEXUS_VERSION = 1
 
 
 def _int_buffer(value: int) -> Tensor:
-    # int64 so that model.half() / .to(dtype) never touches it
-    return torch.tensor(int(value), dtype=torch.int64)
+    # int64 so that model.half() / .to(dtype) never touches it; always on the CPU (even when the
+    # model is built under ``torch.device("meta")``) so a detector can read a meta-built model.
+    return torch.tensor(int(value), dtype=torch.int64, device="cpu")
 
 
 def drop_path(x: Tensor, rate: float, training: bool) -> Tensor:
