@@ -187,9 +187,10 @@ def _read(path: Path) -> LoadedImage:
         if orientation in (5, 6, 7, 8):
             dpi = (dpi[1], dpi[0])
     metadata = ImageMetadata(icc_profile=icc, exif=exif_bytes, dpi=dpi, source_format=fmt)
-    return LoadedImage(
-        path=path, array=np.ascontiguousarray(array), mode=mode, metadata=metadata, notes=notes
-    )
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:  # Pillow's buffers are read-only; torch warns about those
+        array = array.copy()
+    return LoadedImage(path=path, array=array, mode=mode, metadata=metadata, notes=notes)
 
 
 def _rawmode(im: Image.Image) -> str | None:

@@ -1,0 +1,148 @@
+"""One file in, one file out: read, upscale with the engine, write atomically with metadata.
+
+The command line and the desktop app both call ``upscale_file``. It never writes over an input,
+never over an existing output unless asked, and writes nothing at all when cancelled or when
+anything fails (the output goes through a temporary file that is renamed only when complete).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import ImageWriteError, OutputExistsError, UpscaleCancelled
+from .imageio import FORMATS, format_for_path, read_image, write_image
+
+if TYPE_CHECKING:
+    import spandrel
+
+    from .engine import CancelToken, UpscaleOptions
+
+__all__ = ["UpscaleResult", "is_same_file", "plan_output_path", "upscale_file"]
+
+
+@dataclass
+class UpscaleResult:
+    input_path: Path
+    output_path: Path
+    input_size: tuple[int, int]  # (width, height)
+    output_size: tuple[int, int]
+    notes: list[str] = field(default_factory=list)  # lossy conversions on reading or writing
+
+
+def is_same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True when both paths name one file (also through links and case-insensitive folders)."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.normcase(a.resolve()) == os.path.normcase(b.resolve())
+
+
+def plan_output_path(
+    input_path: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    suffix: str = "",
+    format: str | None = None,
+) -> Path:
+    """Where the upscaled ``input_path`` goes.
+
+    ``output`` None: next to the input. An existing folder, or a path ending in a separator or
+    without an extension: inside that folder. Otherwise ``output`` is the file itself. The name is
+    the input's stem + ``suffix`` + the extension of ``format`` (default: the input's own when it
+    is png/jpg/webp/tiff, else .png), keeping the input's spelling (.jpeg, .tif) when it matches.
+    """
+    input_path = Path(input_path)
+    if format is not None and format.lower() not in (*FORMATS, "jpeg"):
+        raise ValueError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}")
+    if output is not None and not _is_folder_target(output):
+        return Path(output)
+    folder = input_path.parent if output is None else Path(output)
+    fmt = (format or "").lower().replace("jpeg", "jpg") or format_for_path(input_path) or "png"
+    extension = input_path.suffix if format_for_path(input_path) == fmt else FORMATS[fmt][1]
+    return folder / f"{input_path.stem}{suffix}{extension}"
+
+
+def _is_folder_target(output: str | os.PathLike[str]) -> bool:
+    text = os.fspath(output)
+    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+        return True
+    return format_for_path(text) is None
+
+
+def upscale_file(
+    descriptor: spandrel.ImageModelDescriptor,
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    options: UpscaleOptions,
+    *,
+    format: str | None = None,
+    quality: int = 95,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> UpscaleResult:
+    """Upscale one image file into ``output_path`` (a file path; see ``plan_output_path``).
+
+    Raises OutputExistsError if ``output_path`` is the input or already exists (unless
+    ``overwrite``), ImageReadError / ImageWriteError naming the file, UpscaleCancelled when
+    ``cancel`` fires (nothing is written), and whatever the engine raises.
+    """
+    from .engine import upscale_array
+
+    input_path, output_path = Path(input_path), Path(output_path)
+    if is_same_file(input_path, output_path):
+        raise OutputExistsError(output_path, "is the input file; refusing to overwrite an input")
+    if output_path.exists() and not overwrite:
+        raise OutputExistsError(output_path, "already exists (pass --overwrite to replace it)")
+    if output_path.is_dir():
+        raise ImageWriteError(output_path, "is a folder; give a file name or use it as -o folder")
+    fmt = format or format_for_path(output_path)
+    if fmt is None:
+        raise ImageWriteError(
+            output_path, f"cannot tell the format from {output_path.suffix!r}; use --format"
+        )
+
+    image = read_image(input_path)
+    channels = image.channels
+    out = upscale_array(descriptor, image.array, options, progress=progress, cancel=cancel)
+    if cancel is not None and cancel.cancelled:  # cancelled after the last tile
+        raise UpscaleCancelled("upscaling was cancelled; nothing was written")
+    out = _restore_channels(out, channels)
+
+    notes = list(image.notes)
+    notes += write_image(output_path, out, image.metadata, fmt, quality)
+    return UpscaleResult(
+        input_path=input_path,
+        output_path=output_path,
+        input_size=(image.width, image.height),
+        output_size=(int(out.shape[1]), int(out.shape[0])),
+        notes=notes,
+    )
+
+
+def _restore_channels(out: np.ndarray, channels: int) -> np.ndarray:
+    """Give the output the input's channel layout: gray stays gray, gray + alpha stays so.
+
+    The engine already does this for RGB models; this covers a model that takes the image's
+    channels as they are but returns colour (a gray-in, RGB-out model)."""
+    if out.ndim == 2:
+        out = out[:, :, None]
+    if channels in (1, 2) and out.shape[2] in (3, 4):
+        gray = _luma(out[:, :, :3])
+        out = np.concatenate([gray, out[:, :, 3:]], axis=2) if channels == 2 else gray
+    return out
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    # ITU-R 601 weights, as Pillow's convert("L"); the three channels are near-equal anyway
+    maximum = 65535 if rgb.dtype == np.uint16 else 255
+    weighted = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.clip(np.rint(weighted), 0, maximum).astype(rgb.dtype)[:, :, None]
