@@ -1,0 +1,415 @@
+"""The ComfyUI nodes: their logic everywhere, their classes and a real server where ComfyUI is.
+
+CI has no ComfyUI, so the node logic (``comfy_nodes.logic``) is tested with real spandrel
+descriptors, real safetensors files and real tensors. The node classes are tested when
+``COMFYUI_PATH`` points at a ComfyUI checkout importable from this interpreter (run pytest with
+ComfyUI's own Python). The end-to-end test additionally starts that ComfyUI as a server and
+submits the shipped workflows through its HTTP API; it needs ``NEXUS_COMFYUI_SERVER=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from nexus_upscaler.comfy_nodes import logic
+from nexus_upscaler.core import PresetError, UpscaleCancelled, engine, save_model
+from nexus_upscaler.core.archs import nexus_tiny
+from spandrel.architectures.Compact import Compact as SRVGGNetCompact
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / "workflows"
+
+
+def _tiny_nexus(scale: int = 4) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return nexus_tiny(
+        scale=scale, embed_dim=16, depths=(1,), num_heads=2, window_size=4, num_feat=8
+    ).eval()
+
+
+@pytest.fixture(scope="module")
+def nexus_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "nexus_tiny_x4.safetensors"
+    save_model(_tiny_nexus(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def compact_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = SRVGGNetCompact(num_feat=8, num_conv=2, upscale=4)
+    path = tmp_path_factory.mktemp("models") / "compact_x4.safetensors"
+    save_file(model.state_dict(), str(path))
+    return path
+
+
+@pytest.fixture()
+def model(compact_path: Path):
+    """A x4 model for the node logic: spandrel's Compact, fast and independent of detection."""
+    return logic.load_upscale_model(compact_path)
+
+
+def _image(batch: int = 1, height: int = 12, width: int = 10, channels: int = 3) -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.rand(batch, height, width, channels)  # ComfyUI IMAGE: (B, H, W, C)
+
+
+# --- loading and info --------------------------------------------------------------------------
+
+
+def test_loader_reads_our_checkpoint_and_describes_it(nexus_path):
+    nexus = logic.load_upscale_model(nexus_path)
+    assert nexus.scale == 4
+    assert nexus.dtype == torch.float32 and nexus.device.type == "cpu"
+    info = logic.model_info(nexus)
+    params = logic.count_parameters(nexus)
+    assert params == sum(p.numel() for p in _tiny_nexus().parameters())
+    assert info.startswith(f"{nexus.architecture.name} x4 | ")
+    assert re.search(r"\| [\d.]+[KM]? parameters \|", info)
+    assert "fp32" in info and "3 -> 3 channels" in info
+
+
+def test_loader_reads_any_spandrel_checkpoint(compact_path):
+    descriptor = logic.load_upscale_model(compact_path)
+    info = logic.model_info(descriptor)
+    assert info.startswith("RealESRGAN Compact x4") or " x4 | " in info
+    assert "fp16" in info  # Compact supports half precision
+
+
+# --- options -----------------------------------------------------------------------------------
+
+
+def test_presets_offered_with_the_default_first():
+    names = logic.preset_names()
+    assert names[0] == "balanced"
+    assert {"fast", "quality", "low-memory", "cpu"} <= set(names)
+
+
+def test_sentinels_keep_the_preset_and_overrides_win():
+    kept = logic.build_options("quality", device="cpu")
+    assert kept.tta is True and kept.precision == "fp32" and kept.overlap == 64
+    assert kept.target_scale is None and kept.device == "cpu"
+
+    changed = logic.build_options(
+        "quality", device="cpu", tile=64, overlap=8, precision="bf16", tta="off", scale_by=1.5
+    )
+    assert changed.tile == 64 and changed.overlap == 8
+    assert changed.precision == "bf16" and changed.tta is False
+    assert changed.target_scale == 1.5
+
+
+def test_comfy_device_used_unless_the_preset_names_one():
+    # "balanced" says device "auto": ComfyUI's choice wins (here a made-up name it could pass).
+    assert logic.build_options("balanced", device="cuda:1").device == "cuda:1"
+    # "cpu" says device "cpu" explicitly: the user picked it, so it stays.
+    assert logic.build_options("cpu", device="cuda:1").device == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"preset": "no-such-preset"}, PresetError),
+        ({"preset": "balanced", "tile": 4}, PresetError),  # under core's minimum tile
+        ({"preset": "balanced", "tile": -8}, ValueError),
+        ({"preset": "balanced", "precision": "fp8"}, ValueError),
+        ({"preset": "balanced", "scale_by": -1.0}, ValueError),
+    ],
+)
+def test_bad_options_are_refused(kwargs, error):
+    with pytest.raises(error):
+        logic.build_options(device="cpu", **kwargs)
+
+
+# --- upscaling ---------------------------------------------------------------------------------
+
+
+def test_batch_upscale_matches_the_model(model):
+    images = _image(batch=2)
+    options = logic.build_options("balanced", device="cpu", precision="fp32")
+    out, mask = logic.upscale_images(model, images, options)
+    assert out.shape == (2, 48, 40, 3) and out.dtype == torch.float32
+    assert mask.shape == (2, 48, 40) and torch.count_nonzero(mask) == 0  # opaque
+    with torch.no_grad():
+        expected = model(images.movedim(-1, 1)).clamp(0, 1).movedim(1, -1)
+    torch.testing.assert_close(out, expected, atol=2e-3, rtol=0)
+
+
+def test_tiles_tick_progress_and_seams_stay_invisible(model):
+    images = _image(height=100, width=90)
+    calls: list[tuple[int, int]] = []
+    whole = logic.build_options("balanced", device="cpu", precision="fp32")
+    tiled = logic.build_options("balanced", device="cpu", precision="fp32", tile=64, overlap=8)
+    ref, _ = logic.upscale_images(model, images, whole)
+    out, _ = logic.upscale_images(model, images, tiled, progress=lambda d, t: calls.append((d, t)))
+    total = calls[-1][1]
+    assert total > 1 and calls[-1][0] == total
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert (out - ref).abs().mean() < 0.02
+
+
+def test_interrupt_from_the_progress_callback_stops_and_restores_the_model(model):
+    class Interrupted(Exception):  # stands in for ComfyUI's InterruptProcessingException
+        pass
+
+    def progress(done: int, total: int) -> None:
+        raise Interrupted
+
+    options = logic.build_options("balanced", device="cpu", precision="bf16", tile=16, overlap=4)
+    with pytest.raises(Interrupted):
+        logic.upscale_images(model, _image(height=40, width=36), options, progress=progress)
+    assert model.dtype == torch.float32 and model.device.type == "cpu"
+
+
+def test_cancel_token_stops_before_the_first_tile(model):
+    token = engine.CancelToken()
+    token.cancel()
+    calls = []
+    options = logic.build_options("balanced", device="cpu", tile=16, overlap=4)
+    with pytest.raises(UpscaleCancelled):
+        logic.upscale_images(
+            model, _image(), options, progress=lambda *a: calls.append(a), cancel=token
+        )
+    assert calls == []
+
+
+def test_reduced_precision_leaves_the_shared_model_in_fp32(model):
+    options = logic.build_options("balanced", device="cpu", precision="bf16")
+    out, _ = logic.upscale_images(model, _image(), options)
+    assert out.dtype == torch.float32 and out.shape == (1, 48, 40, 3)
+    assert model.dtype == torch.float32  # the built-in node, fed the same model, needs fp32
+
+
+@pytest.mark.parametrize(("factor", "size"), [(2.0, (24, 20)), (1.5, (18, 15)), (0.0, (48, 40))])
+def test_upscale_by_factor_with_a_x4_model(model, factor, size):
+    options = logic.build_options("balanced", device="cpu", scale_by=factor)
+    out, mask = logic.upscale_images(model, _image(), options)
+    assert out.shape[1:3] == size and mask.shape[1:] == size
+
+
+# --- alpha -------------------------------------------------------------------------------------
+
+
+def _half_transparent_mask(height: int = 12, width: int = 10) -> torch.Tensor:
+    mask = torch.zeros(1, height, width)
+    mask[:, :, : width // 2] = 1.0  # ComfyUI: 1 = transparent (Load Image: 1 - alpha)
+    return mask
+
+
+def test_mask_is_upscaled_with_the_image(model):
+    options = logic.build_options("balanced", device="cpu", alpha_mode="resize")
+    out, mask = logic.upscale_images(model, _image(), options, mask=_half_transparent_mask())
+    assert out.shape == (1, 48, 40, 3) and mask.shape == (1, 48, 40)
+    assert mask[:, :, :16].min() > 0.95  # the transparent half stays transparent
+    assert mask[:, :, 24:].max() < 0.05  # the opaque half stays opaque
+
+
+def test_alpha_through_the_model_keeps_its_layout(model):
+    options = logic.build_options("balanced", device="cpu", alpha_mode="model")
+    _, mask = logic.upscale_images(model, _image(), options, mask=_half_transparent_mask())
+    assert mask.shape == (1, 48, 40)
+    assert mask[:, :, :16].mean() > mask[:, :, 24:].mean() + 0.5
+
+
+def test_rgba_image_alpha_comes_out_as_the_mask(model):
+    images = _image(channels=4)
+    images[..., 3] = 1.0 - _half_transparent_mask()[0]
+    options = logic.build_options("balanced", device="cpu", alpha_mode="resize")
+    out, mask = logic.upscale_images(model, images, options)
+    assert out.shape == (1, 48, 40, 3)
+    assert mask[:, :, :16].min() > 0.95 and mask[:, :, 24:].max() < 0.05
+
+
+def test_load_image_placeholder_mask_means_opaque(model):
+    # "Load Image" gives a 64 x 64 zero mask for an image without alpha; one mask, two images.
+    options = logic.build_options("balanced", device="cpu", alpha_mode="resize")
+    out, mask = logic.upscale_images(model, _image(batch=2), options, mask=torch.zeros(64, 64))
+    assert out.shape == (2, 48, 40, 3) and mask.shape == (2, 48, 40)
+    assert mask.abs().max() < 1e-6
+
+
+def test_mask_batch_must_match():
+    with pytest.raises(ValueError, match="mask batch"):
+        logic.mask_to_alpha(torch.zeros(3, 8, 8), batch=2, height=8, width=8)
+
+
+def test_memory_estimate_grows_with_the_image(model):
+    small = logic.memory_estimate(model, _image(height=16, width=16))
+    large = logic.memory_estimate(model, _image(height=256, width=256))
+    assert large > small > sum(p.numel() * 4 for p in model.model.parameters())
+
+
+# --- packaging: requirements, workflows --------------------------------------------------------
+
+
+def _pyproject() -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_requirements_txt_matches_pyproject():
+    lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    requirements = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    project = _pyproject()
+    assert requirements == project["project"]["dependencies"]
+    comfy = project["tool"]["comfy"]
+    assert comfy["PublisherId"] and comfy["DisplayName"]
+    assert project["project"]["urls"]["Repository"].startswith("https://")
+
+
+def _api_workflows() -> list[Path]:
+    return sorted(WORKFLOWS.glob("*.api.json"))
+
+
+OUR_WIDGETS = {
+    "preset": lambda v: v in logic.preset_names(),
+    "precision": lambda v: v in logic.PRECISION_CHOICES,
+    "tta": lambda v: v in logic.TTA_CHOICES,
+    "alpha_mode": lambda v: v in logic.ALPHA_CHOICES,
+}
+
+
+@pytest.mark.parametrize("path", _api_workflows(), ids=lambda p: p.name)
+def test_api_workflow_is_wired_and_valid(path):
+    prompt = json.loads(path.read_text(encoding="utf-8"))
+    ours = [n for n in prompt.values() if n["class_type"].startswith("NEXUS")]
+    assert ours
+    for node in prompt.values():
+        for name, value in node["inputs"].items():
+            if isinstance(value, list):  # a link: [source node id, output index]
+                assert value[0] in prompt, f"{path.name}: {name} links to missing {value[0]}"
+            elif node["class_type"].startswith("NEXUS") and name in OUR_WIDGETS:
+                assert OUR_WIDGETS[name](value), f"{path.name}: {name}={value!r}"
+
+
+@pytest.mark.parametrize("path", _api_workflows(), ids=lambda p: p.name)
+def test_ui_workflow_has_the_same_graph(path):
+    prompt = json.loads(path.read_text(encoding="utf-8"))
+    ui = json.loads(path.with_name(path.name.replace(".api.json", ".json")).read_text("utf-8"))
+    assert {str(n["id"]): n["type"] for n in ui["nodes"]} == {
+        k: v["class_type"] for k, v in prompt.items()
+    }
+    ui_links = {(str(a), s, str(b), d) for _, a, s, b, d, _ in ui["links"]}
+    api_links = set()
+    for target, node in prompt.items():
+        slots = {i["name"]: n for n, i in enumerate(_ui_node(ui, target)["inputs"])}
+        for name, value in node["inputs"].items():
+            if isinstance(value, list):
+                api_links.add((value[0], value[1], target, slots[name]))
+    assert ui_links == api_links
+    assert ui["last_node_id"] == max(int(k) for k in prompt)
+
+
+def _ui_node(ui: dict, node_id: str) -> dict:
+    return next(n for n in ui["nodes"] if str(n["id"]) == node_id)
+
+
+# --- the node classes, inside ComfyUI ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def comfy():
+    """ComfyUI's modules, imported from ``COMFYUI_PATH`` on the CPU; skips where there are none."""
+    path = os.environ.get("COMFYUI_PATH")
+    if not path:
+        pytest.skip("COMFYUI_PATH is not set (CI has no ComfyUI)")
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    try:
+        import comfy.cli_args
+
+        comfy.cli_args.args.cpu = True  # before model_management reads it
+        import comfy.model_management
+        import comfy.utils
+        import folder_paths
+        from comfy_api.v0_0_2 import io  # noqa: F401
+    except ImportError as e:
+        pytest.skip(f"ComfyUI at {path} is not importable from this Python: {e}")
+    from nexus_upscaler.comfy_nodes import nodes
+
+    return {"nodes": nodes, "folder_paths": folder_paths, "comfy": comfy}
+
+
+@pytest.fixture()
+def model_folder(comfy, nexus_path, compact_path):
+    folder_paths = comfy["folder_paths"]
+    folder = nexus_path.parent
+    (folder / compact_path.name).write_bytes(compact_path.read_bytes())
+    folder_paths.add_model_folder_path("upscale_models", str(folder), is_default=True)
+    return folder
+
+
+def test_entrypoint_registers_nodes_and_our_architectures(comfy):
+    import asyncio
+
+    import spandrel
+    from nexus_upscaler import comfy_entrypoint
+
+    extension = asyncio.run(comfy_entrypoint())
+    node_list = asyncio.run(extension.get_node_list())
+    ids = [n.GET_SCHEMA().node_id for n in node_list]
+    assert ids == ["NEXUSUpscaleModelLoader", "NEXUSUpscaleImage", "NEXUSUpscaleImageBy"]
+    registered = {a.architecture.id for a in spandrel.MAIN_REGISTRY.architectures()}
+    assert _tiny_nexus_arch_id() in registered
+
+
+def _tiny_nexus_arch_id() -> str:
+    from nexus_upscaler.core.loading import descriptor_from_state_dict
+
+    return descriptor_from_state_dict(_tiny_nexus().state_dict()).architecture.id
+
+
+def test_loader_node_lists_the_folder_and_feeds_the_builtin_node(comfy, model_folder):
+    nodes = comfy["nodes"]
+    schema = nodes.NEXUSUpscaleModelLoader.GET_SCHEMA()
+    assert "nexus_tiny_x4.safetensors" in schema.inputs[0].options
+    out = nodes.NEXUSUpscaleModelLoader.execute("nexus_tiny_x4.safetensors")
+    descriptor, info = out.args
+    assert info == logic.model_info(descriptor)
+
+    from comfy_extras.nodes_upscale_model import ImageUpscaleWithModel, UpscaleModelLoader
+
+    builtin = ImageUpscaleWithModel.execute(descriptor, _image()).args[0]
+    assert builtin.shape == (1, 48, 40, 3)
+    # and the built-in loader opens our checkpoint (registered through the entrypoint)
+    theirs = UpscaleModelLoader.execute("nexus_tiny_x4.safetensors").args[0]
+    assert theirs.architecture.id == descriptor.architecture.id
+
+
+def test_upscale_node_ticks_progress_and_obeys_interrupt(comfy, model_folder):
+    nodes, mm, utils = comfy["nodes"], comfy["comfy"].model_management, comfy["comfy"].utils
+    descriptor = logic.load_upscale_model(model_folder / "nexus_tiny_x4.safetensors")
+    ticks: list[tuple[int, int]] = []
+
+    def hook(value, total, preview, node_id=None):
+        mm.throw_exception_if_processing_interrupted()  # as ComfyUI's server hook does
+        ticks.append((value, total))
+
+    utils.set_progress_bar_global_hook(hook)
+    try:
+        image, mask = nodes.NEXUSUpscaleImage.execute(
+            descriptor, _image(height=80, width=72), "balanced", tile=64, overlap=8
+        ).args
+        assert image.shape == (1, 320, 288, 3) and mask.shape == (1, 320, 288)
+        assert len(ticks) > 1 and ticks[-1][0] == ticks[-1][1]
+
+        image, _ = nodes.NEXUSUpscaleImageBy.execute(descriptor, _image(), "fast", 2.0).args
+        assert image.shape == (1, 24, 20, 3)
+
+        mm.interrupt_current_processing(True)
+        with pytest.raises(mm.InterruptProcessingException):
+            nodes.NEXUSUpscaleImage.execute(descriptor, _image(), "balanced")
+        assert descriptor.dtype == torch.float32
+    finally:
+        mm.interrupt_current_processing(False)
+        utils.set_progress_bar_global_hook(None)
