@@ -240,3 +240,49 @@ def test_settings_survive_closing_and_reopening(qtbot, tmp_path, tiny_model):
     assert "2×" in panel.model_info.text()
     options = second.controller.options()
     assert (options.tile, options.tta, options.target_scale) == (256, True, 3.0)
+
+
+def test_closing_the_window_cancels_and_waits_for_the_worker(qtbot, tmp_path, tiny_model):
+    window = make_window(qtbot, tmp_path)
+    inputs = [write_png(tmp_path / "in" / f"{n}.png", 96, 96, seed=n) for n in range(2)]
+    assert window.open_model_file(tiny_model)
+    window.side_panel.tile_spin.setValue(32)
+    window.side_panel.overlap_spin.setValue(8)
+    drop(window, inputs)
+    first = window.controller.queue.item(0).key
+    reached, cancelled = threading.Event(), threading.Event()
+
+    def hold(key, done, total):
+        if key == first and not reached.is_set():
+            reached.set()
+            cancelled.wait(10)  # released once the window has cancelled the batch
+
+    window.controller.message.connect(
+        lambda text: cancelled.set() if text.startswith("Cancelling") else None,
+        Qt.DirectConnection,
+    )
+    window.controller.start()
+    window.controller._worker.signals.item_progress.connect(hold, Qt.DirectConnection)
+    qtbot.waitUntil(reached.is_set, timeout=RUN_TIMEOUT_MS)
+
+    window.close()  # returns only when the worker has stopped
+
+    assert window.controller._batch_pool.activeThreadCount() == 0
+    out_dir = tmp_path / "in" / "upscaled"
+    assert not out_dir.exists() or list(out_dir.iterdir()) == []
+
+
+def test_keyboard_delete_removes_and_ctrl_enter_starts(qtbot, window, tmp_path, tiny_model):
+    inputs = [write_png(tmp_path / "in" / f"{n}.png", 16, 16, seed=n) for n in range(3)]
+    assert window.open_model_file(tiny_model)
+    drop(window, inputs)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    window.queue_view.setFocus()
+    window.queue_view.selectRow(1)
+    qtbot.keyClick(window.queue_view, Qt.Key.Key_Delete)
+    assert [item.path.name for item in window.controller.queue.items()] == ["0.png", "2.png"]
+
+    with qtbot.waitSignal(window.controller.batch_finished, timeout=RUN_TIMEOUT_MS):
+        qtbot.keyClick(window.queue_view, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert statuses(window) == [Status.DONE, Status.DONE]
