@@ -177,10 +177,10 @@ def _validate(name: str, table: dict[str, Any], path: Path) -> tuple[dict[str, A
 
 def _check_overlap(name: str, settings: dict[str, Any], where: str) -> None:
     tile, overlap = settings.get("tile"), settings.get("overlap")
-    if tile is not None and overlap is not None and 2 * overlap >= tile:
+    if tile is not None and overlap is not None and 2 * overlap > tile:
         raise PresetError(
-            f"{where}: preset {name!r}, field 'overlap': {overlap} leaves nothing of a "
-            f"{tile}-pixel tile (overlap must be less than half the tile)"
+            f"{where}: preset {name!r}, field 'overlap': {overlap} is more than half of its "
+            f"{tile}-pixel tile (overlap must be at most half the tile)"
         )
 
 
@@ -197,7 +197,6 @@ def _load_presets() -> dict[str, Preset]:
         settings, description = _validate(name, table, user_path)
         base = presets.get(name) or presets[DEFAULT_PRESET]
         merged = {**base.settings, **settings}
-        _check_overlap(name, merged, str(user_path))
         presets[name] = Preset(
             name,
             merged,
@@ -234,7 +233,8 @@ def preset_settings(name: str | None = None, **overrides: Any) -> dict[str, Any]
                 f"preset {name!r}: unknown override {key!r} (known: {', '.join(OVERRIDE_FIELDS)})"
             )
         settings[key] = _check_field(name, key, value, "override")
-    _check_overlap(name, settings, "override")
+    # an overridden tile smaller than twice the preset's overlap is fine: the engine caps the
+    # overlap at half a tile
     settings["device"] = resolve_device(settings.get("device", "auto"))
     return settings
 

@@ -1,0 +1,188 @@
+"""`nexus-upscale` run as a user runs it, on real PNGs with a tiny spandrel model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from nexus_upscaler.cli import main
+from nexus_upscaler.core.loading import save_model
+from PIL import Image, ImageCms
+from safetensors.torch import save_file
+from spandrel.architectures.Compact import Compact
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny-x2.safetensors"
+    save_file(Compact(num_feat=8, num_conv=2, upscale=2).state_dict(), str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEXUS_UPSCALER_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("NEXUS_UPSCALER_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.chdir(tmp_path)
+
+
+def picture(h: int = 20, w: int = 30, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def run(*argv: str) -> int:
+    return main(["--quiet", "--device", "cpu", *argv])
+
+
+def test_folder_with_a_bad_file_goes_on_and_fails_at_the_end(tmp_path, model_path, capsys):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(picture()).save(src / "a.png")
+    Image.fromarray(picture(16, 12)).save(src / "sub" / "b.png")
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    code = run(str(src), "-r", "-o", "out", "--model", str(model_path))
+    captured = capsys.readouterr()
+    assert code == 1
+    assert Image.open(tmp_path / "out" / "a_x2.png").size == (60, 40)
+    assert Image.open(tmp_path / "out" / "sub" / "b_x2.png").size == (24, 32)  # tree kept
+    assert not (tmp_path / "out" / "broken_x2.png").exists()
+    assert "2 written, 1 failed" in captured.err
+    assert "broken.png" in captured.err and "Traceback" not in captured.err
+
+
+def test_single_file_to_a_named_output_with_format_and_scale(tmp_path, model_path):
+    Image.fromarray(picture()).save(tmp_path / "a.png")
+    assert run("a.png", "-o", "big.jpg", "--model", str(model_path), "--quality", "80") == 0
+    with Image.open(tmp_path / "big.jpg") as im:
+        assert im.format == "JPEG" and im.size == (60, 40)
+    assert run("a.png", "--model", str(model_path), "--scale", "1", "--format", "webp") == 0
+    assert Image.open(tmp_path / "a_x1.webp").size == (30, 20)
+
+
+def test_glob_and_refusing_to_overwrite(tmp_path, model_path, capsys):
+    for i in range(2):
+        Image.fromarray(picture(seed=i)).save(tmp_path / f"p{i}.png")
+    assert run("p*.png", "--model", str(model_path)) == 0
+    first = (tmp_path / "p0_x2.png").read_bytes()
+    (tmp_path / "p1_x2.png").write_bytes(b"user's file")
+    capsys.readouterr()
+    assert run("p0.png", "p1.png", "--model", str(model_path), "--tile", "64") == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "p1_x2.png").read_bytes() == b"user's file"
+    assert run("p1.png", "--model", str(model_path), "--overwrite") == 0
+    assert Image.open(tmp_path / "p1_x2.png").size == (60, 40)
+    # an output named like the input is refused even with --overwrite
+    assert run("p0.png", "-o", "p0.png", "--model", str(model_path), "--overwrite") == 1
+    assert Image.open(tmp_path / "p0.png").size == (30, 20)
+    assert (tmp_path / "p0_x2.png").read_bytes() == first
+
+
+def test_interrupt_leaves_no_partial_file(tmp_path, model_path, monkeypatch):
+    Image.fromarray(picture(100, 100)).save(tmp_path / "a.png")
+
+    def interrupted_save(self, fp, *args, **kwargs):
+        fp.write(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Image.Image, "save", interrupted_save)
+    assert run("a.png", "-o", "out/", "--model", str(model_path)) == 130
+    leftovers = list((tmp_path / "out").iterdir()) if (tmp_path / "out").exists() else []
+    assert leftovers == []
+
+
+def test_metadata_16_bit_gray_and_orientation_survive(tmp_path, model_path):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "camera"
+    exif[0x0112] = 8  # stored rotated: upright it is 20 wide, 30 high
+    Image.fromarray(picture()).save(
+        tmp_path / "photo.png", icc_profile=icc, exif=exif.tobytes(), dpi=(300, 300)
+    )
+    deep = (np.random.default_rng(3).integers(0, 65536, (20, 30, 3))).astype(np.uint16)
+    from nexus_upscaler.core.imageio import write_image
+
+    write_image(tmp_path / "deep.png", deep)
+    Image.fromarray(picture()[:, :, 1]).save(tmp_path / "gray.png")
+    assert run("photo.png", "deep.png", "gray.png", "-o", "out", "--model", str(model_path)) == 0
+    with Image.open(tmp_path / "out" / "photo_x2.png") as im:
+        assert im.size == (40, 60)
+        assert im.info["icc_profile"] == icc and round(im.info["dpi"][0]) == 300
+        assert im.getexif().get(0x010F) == "camera" and im.getexif().get(0x0112, 1) == 1
+    from nexus_upscaler.core.imageio import read_image
+
+    out = read_image(tmp_path / "out" / "deep_x2.png")
+    assert out.array.dtype == np.uint16 and out.array.shape == (40, 60, 3)
+    assert len(np.unique(out.array % 257)) > 1  # not 8-bit values scaled up
+    assert Image.open(tmp_path / "out" / "gray_x2.png").mode == "L"
+
+
+def test_model_errors_are_one_line(tmp_path, capsys):
+    Image.fromarray(picture()).save(tmp_path / "a.png")
+    assert run("a.png") == 2  # no --model and no shipped weights
+    err = capsys.readouterr().err
+    assert "no trained weights ship" in err and "Traceback" not in err
+    (tmp_path / "fake.pth").write_bytes(b"\x89PNG\r\n\x1a\nnot a model")
+    assert run("a.png", "--model", "fake.pth") == 2
+    err = capsys.readouterr().err
+    assert "fake.pth" in err and len(err.strip().splitlines()) == 1
+    assert run("a.png", "--model", "fake.pth", "--debug") == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_shipped_default_model_is_used_and_listed(tmp_path, model_path, capsys):
+    from nexus_upscaler.core.loading import load_model
+
+    (tmp_path / "weights").mkdir()
+    save_model(
+        load_model(model_path), tmp_path / "weights" / "nexus-x4.safetensors", description="test"
+    )
+    Image.fromarray(picture()).save(tmp_path / "a.png")
+    assert run("a.png") == 0
+    assert Image.open(tmp_path / "a_x2.png").size == (60, 40)
+    assert main(["--list-models"]) == 0
+    listing = capsys.readouterr().out
+    assert "nexus-x4" in listing and "x2" in listing and "(default)" in listing
+
+
+def test_list_presets_and_bad_preset(tmp_path, capsys):
+    assert main(["--list-presets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("fast", "balanced", "quality", "low-memory", "cpu"):
+        assert name in out
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "presets.toml").write_text("[mine]\ntile = -1\n")
+    Image.fromarray(picture()).save(tmp_path / "a.png")
+    assert main(["a.png", "--preset", "mine"]) == 2
+    err = capsys.readouterr().err
+    assert "'mine'" in err and "'tile'" in err and "Traceback" not in err
+
+
+def test_installed_console_script(tmp_path, model_path):
+    """The entry point pip installs, run as a separate process, as a user runs it."""
+    script = Path(sys.executable).with_name("nexus-upscale")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "nexus_upscaler.cli"]
+    shutil.copy(REPO / "examples" / "sample.png", tmp_path / "sample.png")
+    env = {**os.environ, "NEXUS_UPSCALER_WEIGHTS_DIR": str(tmp_path / "weights")}
+    done = subprocess.run(
+        [*command, "sample.png", "-o", "upscaled/", "--model", str(model_path), "--tile", "128"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "upscaled" / "sample_x2.png").size == (512, 512)
+    helped = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
+    assert (
+        helped.returncode == 0 and "--overwrite" in helped.stdout and "examples:" in helped.stdout
+    )
