@@ -1,0 +1,371 @@
+"""Training configuration: TOML (or YAML when PyYAML is installed) read into typed dataclasses.
+
+Every field is checked on load: an unknown field, a wrong type or an impossible value raises
+``ConfigError`` with the file and the dotted field name (``train.pixel_opt.loss_weight``), so a
+typo fails in the first second instead of silently training with a default for hours.
+``network_g`` is free-form apart from ``type`` (a name in ``core.archs.VARIANTS``); its other keys
+are the variant's keyword overrides and are checked when the model is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from ..errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "TrainConfig",
+    "load_config",
+    "config_from_dict",
+    "config_to_dict",
+]
+
+
+@dataclass
+class Degradations:
+    """Optional degradations of the LR input (restoration and real-world models).
+
+    Applied in this order: Gaussian blur of the HR crop, the bicubic downscale, Gaussian noise,
+    JPEG. Each stage runs with its probability and a value drawn uniformly from its range.
+    """
+
+    blur_prob: float = 0.0
+    blur_sigma: tuple[float, float] = (0.2, 2.0)
+    noise_prob: float = 0.0
+    noise_sigma: tuple[float, float] = (1.0, 15.0)  # in 0..255 units
+    jpeg_prob: float = 0.0
+    jpeg_quality: tuple[int, int] = (40, 95)
+
+
+@dataclass
+class TrainData:
+    hr_folders: list[str] = field(default_factory=list)
+    lr_patch: int = 48
+    batch_size: int = 16
+    num_workers: int = 1
+    cache: bool = True
+    flip: bool = True
+    rot90: bool = True
+    degradations: Degradations = field(default_factory=Degradations)
+
+
+@dataclass
+class ValData:
+    hr_folder: str = ""
+    every: int = 1000
+    max_images: int = 0  # 0 means all
+
+
+@dataclass
+class Datasets:
+    train: TrainData = field(default_factory=TrainData)
+    val: ValData | None = None
+
+
+@dataclass
+class Optimizer:
+    type: Literal["AdamW"] = "AdamW"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+
+
+@dataclass
+class Scheduler:
+    type: Literal["CosineAnnealingRestartLR", "constant"] = "CosineAnnealingRestartLR"
+    periods: list[int] = field(default_factory=list)  # empty: one period of total_iter
+    restart_weights: list[float] = field(default_factory=list)  # empty: all 1
+    eta_min: float = 1e-7
+
+
+@dataclass
+class PixelLoss:
+    type: Literal["L1Loss", "CharbonnierLoss"] = "L1Loss"
+    loss_weight: float = 1.0
+    eps: float = 1e-6  # Charbonnier only
+
+
+@dataclass
+class PerceptualLoss:
+    vgg_weights: str = ""
+    layer_weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "conv1_2": 0.1,
+            "conv2_2": 0.1,
+            "conv3_4": 1.0,
+            "conv4_4": 1.0,
+            "conv5_4": 1.0,
+        }
+    )
+    perceptual_weight: float = 1.0
+    criterion: Literal["l1", "l2"] = "l1"
+    use_input_norm: bool = True
+
+
+@dataclass
+class GanLoss:
+    gan_type: Literal["vanilla"] = "vanilla"
+    loss_weight: float = 0.1
+    discriminator: Literal["unet", "vgg"] = "unet"
+    num_feat: int = 64
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    start_iter: int = 0  # train G alone (pixel/perceptual) before the GAN term starts
+
+
+@dataclass
+class CutBlur:
+    """CutBlur (Yoo et al., CVPR 2020): paste a box of the target into the input or the reverse.
+
+    The input and target must have the same size, so it applies to scale-1 models only.
+    """
+
+    prob: float = 0.5
+    alpha: float = 0.7  # largest box side as a fraction of the crop side
+
+
+@dataclass
+class FreqDropout:
+    """Zero a random radial band of a feature map's spectrum during training.
+
+    ``module`` names the submodule whose output is filtered (``""``: the model's first Conv2d).
+    """
+
+    prob: float = 0.5
+    max_band: float = 0.5  # widest band, as a fraction of the spectrum radius
+    module: str = ""
+
+
+@dataclass
+class Train:
+    total_iter: int = 1000
+    optim_g: Optimizer = field(default_factory=Optimizer)
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    pixel_opt: PixelLoss | None = field(default_factory=PixelLoss)
+    perceptual_opt: PerceptualLoss | None = None
+    gan_opt: GanLoss | None = None
+    moe_balance_weight: float = 0.01  # weight of the HyReSR MoE balance loss (model.aux_loss())
+    moe_warmup_iter: int = 0  # HyReSR: sample experts (Gumbel) instead of argmax before this step
+    ema_decay: float = 0.999  # 0 disables the EMA
+    grad_clip: float = 0.0  # max gradient norm; 0 disables
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    cutblur: CutBlur | None = None
+    freq_dropout: FreqDropout | None = None
+
+
+@dataclass
+class Logger:
+    print_every: int = 100
+    checkpoint_every: int = 1000
+    keep_states: int = 2  # resumable training states kept (older ones are deleted)
+    progress_bar: bool = True
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    scale: int = 4
+    seed: int = 0
+    output_dir: str = ""  # empty: runs/<name>
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
+    network_g: dict[str, Any] = field(default_factory=dict)
+    datasets: Datasets = field(default_factory=Datasets)
+    train: Train = field(default_factory=Train)
+    logger: Logger = field(default_factory=Logger)
+    source: str = ""  # the file the config came from (set by load_config, not a field)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, where: str, file: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert it (lists to tuples etc.)."""
+
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(f"{file}: field '{where}' must be {expected}, got {value!r}")
+
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], where, file)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise fail(f"a table of {', '.join(f.name for f in dataclasses.fields(tp))}")
+        return _build(tp, value, where, file)
+    if origin is Literal:
+        if value not in args:
+            raise fail("one of " + ", ".join(repr(a) for a in args))
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise fail("a list")
+        if origin is tuple and len(args) == 2 and args[1] is not Ellipsis:
+            if len(value) != 2:
+                raise fail("a list of two values")
+            return tuple(
+                _convert(v, a, f"{where}[{i}]", file) for i, (v, a) in enumerate(zip(value, args))
+            )
+        item = args[0]
+        return [_convert(v, item, f"{where}[{i}]", file) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise fail("a table")
+        return {k: _convert(v, args[1], f"{where}.{k}", file) for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail("an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail("a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise fail("a string")
+        return value
+    raise fail(_type_name(tp))  # pragma: no cover - an annotation this reader does not know
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, file: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{prefix}.{key}" if prefix else key
+        if key not in names:
+            raise ConfigError(
+                f"{file}: unknown field '{where}' (known fields here: {', '.join(names)})"
+            )
+        kwargs[key] = _convert(value, hints[key], where, file)
+    return cls(**kwargs)
+
+
+def _check_values(cfg: TrainConfig, file: str) -> None:
+    def bad(where: str, why: str) -> ConfigError:
+        return ConfigError(f"{file}: field '{where}' {why}")
+
+    if cfg.scale not in (1, 2, 3, 4, 8):
+        raise bad("scale", f"must be 1, 2, 3, 4 or 8, got {cfg.scale}")
+    if "type" not in cfg.network_g:
+        raise bad("network_g.type", "is missing (a variant name such as 'nexus_tiny')")
+    net_scale = cfg.network_g.get("scale", cfg.scale)
+    if net_scale != cfg.scale:
+        raise bad("network_g.scale", f"is {net_scale} but the top-level scale is {cfg.scale}")
+    t = cfg.datasets.train
+    if not t.hr_folders:
+        raise bad("datasets.train.hr_folders", "must list at least one folder of HR images")
+    for i, folder in enumerate(t.hr_folders):
+        if not Path(folder).is_dir():
+            raise bad(f"datasets.train.hr_folders[{i}]", f"is not a folder: {folder}")
+    for name in ("lr_patch", "batch_size"):
+        if getattr(t, name) < 1:
+            raise bad(f"datasets.train.{name}", "must be at least 1")
+    if t.num_workers < 0:
+        raise bad("datasets.train.num_workers", "must be 0 or more")
+    v = cfg.datasets.val
+    if v is not None:
+        if not Path(v.hr_folder).is_dir():
+            raise bad("datasets.val.hr_folder", f"is not a folder: {v.hr_folder!r}")
+        if v.every < 1:
+            raise bad("datasets.val.every", "must be at least 1")
+    tr = cfg.train
+    if tr.total_iter < 1:
+        raise bad("train.total_iter", "must be at least 1")
+    s = tr.scheduler
+    if s.restart_weights and len(s.restart_weights) != len(s.periods):
+        raise bad("train.scheduler.restart_weights", "must have one weight per period")
+    if any(p < 1 for p in s.periods):
+        raise bad("train.scheduler.periods", "must all be at least 1")
+    if not 0.0 <= tr.ema_decay < 1.0:
+        raise bad("train.ema_decay", "must be in [0, 1)")
+    if tr.pixel_opt is None and tr.perceptual_opt is None and tr.gan_opt is None:
+        raise bad("train", "needs at least one of pixel_opt, perceptual_opt, gan_opt")
+    p = tr.perceptual_opt
+    if p is not None:
+        if not p.vgg_weights:
+            raise bad(
+                "train.perceptual_opt.vgg_weights",
+                "is required: the perceptual loss needs VGG19 weights and nothing is downloaded; "
+                "name a torchvision vgg19 state dict (.pth or .safetensors)",
+            )
+        if not Path(p.vgg_weights).is_file():
+            raise bad("train.perceptual_opt.vgg_weights", f"is not a file: {p.vgg_weights}")
+    if tr.cutblur is not None and cfg.scale != 1:
+        raise bad(
+            "train.cutblur",
+            "needs scale 1: CutBlur pastes target pixels into the input, so both must be the "
+            "same size (restoration models); remove it for super-resolution",
+        )
+    for name in ("cutblur", "freq_dropout"):
+        opt = getattr(tr, name)
+        if opt is not None and not 0.0 <= opt.prob <= 1.0:
+            raise bad(f"train.{name}.prob", "must be in [0, 1]")
+
+
+def config_from_dict(data: dict[str, Any], file: str = "<config>") -> TrainConfig:
+    """Build and check a ``TrainConfig`` from nested dicts (as read from TOML)."""
+    cfg = _build(TrainConfig, data, "", file)
+    cfg.source = file
+    _check_values(cfg, file)
+    return cfg
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a ``.toml`` (or ``.yml``/``.yaml`` with PyYAML installed) training config."""
+    path = Path(path)
+    file = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the config ({exc.strerror})") from exc
+    if path.suffix.lower() in (".yml", ".yaml"):
+        try:
+            import yaml  # type: ignore[import-untyped]
+        except ImportError as exc:
+            raise ConfigError(f"{file}: YAML configs need PyYAML; install it or use TOML") from exc
+        try:
+            data = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    else:
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: the top level must be a table of fields")
+    return config_from_dict(data, file)
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain nested dicts (tuples as lists), e.g. to store next to a checkpoint."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    return plain(dataclasses.asdict(cfg))
