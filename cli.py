@@ -168,18 +168,11 @@ def _hidden(file: Path, root: Path) -> bool:
 def _output_for(
     file: Path, root: Path, output: str | None, single: bool, suffix: str, fmt: str | None
 ) -> Path:
-    from .core.imageio import format_for_path
     from .core.pipeline import plan_output_path
 
     if output is None:
         return plan_output_path(file, None, suffix, fmt)
-    is_file_target = (
-        single
-        and not output.endswith(("/", os.sep))
-        and not Path(output).is_dir()
-        and format_for_path(output) is not None
-    )
-    if is_file_target:
+    if single and _names_a_file(output):
         return Path(output)
     folder = Path(output) / file.parent.relative_to(root)  # keeps subfolders of a --recursive tree
     return plan_output_path(file, folder, suffix, fmt)
@@ -291,10 +284,24 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             _error(f"{spec}: no such file, folder or matching image")
         return EXIT_FAILED
 
+    if args.output and len(files) + len(missing) > 1 and _names_a_file(args.output):
+        _error(f"-o {args.output} names one file, but there are several inputs; give a folder")
+        return EXIT_USAGE
+
     descriptor = _load(args.model, options.device)
     scale = options.target_scale or descriptor.scale
     suffix = args.suffix if args.suffix is not None else f"_x{scale:g}"
     return _upscale_all(args, options, descriptor, files, missing, suffix)
+
+
+def _names_a_file(output: str) -> bool:
+    from .core.imageio import format_for_path
+
+    return (
+        not output.endswith(("/", os.sep))
+        and not Path(output).is_dir()
+        and (format_for_path(output) is not None)
+    )
 
 
 def _load(model: str | None, device: str):

@@ -78,6 +78,8 @@ def test_glob_and_refusing_to_overwrite(tmp_path, model_path, capsys):
     assert run("p0.png", "p1.png", "--model", str(model_path), "--tile", "64") == 1
     assert "--overwrite" in capsys.readouterr().err
     assert (tmp_path / "p1_x2.png").read_bytes() == b"user's file"
+    assert run("p0.png", "p1.png", "-o", "one.png", "--model", str(model_path)) == 2
+    assert "several inputs" in capsys.readouterr().err and not (tmp_path / "one.png").exists()
     assert run("p1.png", "--model", str(model_path), "--overwrite") == 0
     assert Image.open(tmp_path / "p1_x2.png").size == (60, 40)
     # an output named like the input is refused even with --overwrite
