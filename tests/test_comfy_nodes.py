@@ -413,3 +413,168 @@ def test_upscale_node_ticks_progress_and_obeys_interrupt(comfy, model_folder):
     finally:
         mm.interrupt_current_processing(False)
         utils.set_progress_bar_global_hook(None)
+
+
+# --- a real ComfyUI server, driven through its HTTP API ----------------------------------------
+
+SERVER_REASON = "set COMFYUI_PATH and NEXUS_COMFYUI_SERVER=1 to start a real ComfyUI server"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _http(url: str, payload: dict | None = None) -> dict:
+    import urllib.request
+
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = response.read()
+    return json.loads(body) if body else {}
+
+
+def _test_image(path: Path, size: tuple[int, int]) -> None:
+    """A real photo (Set5 baby) cut to ``size``, its left half made transparent (RGBA PNG)."""
+    from PIL import Image
+
+    photo = ROOT.parent / "shared" / "datasets" / "Set5" / "baby.png"
+    if photo.exists():
+        image = Image.open(photo).convert("RGB").crop((200, 150, 200 + size[0], 150 + size[1]))
+    else:  # a gradient, where the datasets are not beside the checkout
+        image = Image.linear_gradient("L").resize(size).convert("RGB")
+    alpha = Image.new("L", size, 255)
+    alpha.paste(0, (0, 0, size[0] // 2, size[1]))
+    image.putalpha(alpha)
+    image.save(path)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    """ComfyUI from COMFYUI_PATH on the CPU, with this checkout as a custom node under an
+    arbitrary folder name, a tiny NEXUS x4 checkpoint and RGBA test images; yields its URL."""
+    import subprocess
+    import time
+    import urllib.error
+
+    comfy_path = os.environ.get("COMFYUI_PATH")
+    if not comfy_path or os.environ.get("NEXUS_COMFYUI_SERVER") != "1":
+        pytest.skip(SERVER_REASON)
+    base = tmp_path_factory.mktemp("comfy_base")
+    for sub in ("models/upscale_models", "input", "output", "custom_nodes"):
+        (base / sub).mkdir(parents=True)
+    (base / "custom_nodes" / "nexus-upscaler-test").symlink_to(ROOT, target_is_directory=True)
+    save_model(_tiny_nexus(), base / "models/upscale_models/nexus_tiny_x4.safetensors")
+    _test_image(base / "input" / "example.png", (64, 48))
+    _test_image(base / "input" / "large.png", (256, 256))
+    port = _free_port()
+    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+    command = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port)]
+    command += ["--base-directory", str(base), "--disable-auto-launch"]
+    log = (base / "server.log").open("w")
+    process = subprocess.Popen(command, cwd=comfy_path, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                _http(f"{url}/object_info/NEXUSUpscaleImage")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("ComfyUI did not start:\n" + (base / "server.log").read_text())
+                time.sleep(1)
+        yield {"url": url, "base": base}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _run_prompt(server: dict, prompt: dict, timeout: float = 180) -> dict:
+    import time
+
+    prompt_id = _http(f"{server['url']}/prompt", {"prompt": prompt})["prompt_id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        history = _http(f"{server['url']}/history/{prompt_id}")
+        if prompt_id in history and history[prompt_id]["status"].get("completed") is not None:
+            return history[prompt_id]
+        time.sleep(0.25)
+    pytest.fail(f"prompt {prompt_id} did not finish in {timeout} s")
+
+
+def _saved(server: dict, entry: dict, node: str):
+    from PIL import Image
+
+    image = entry["outputs"][node]["images"][0]
+    return Image.open(server["base"] / "output" / image["subfolder"] / image["filename"])
+
+
+def _workflow(name: str) -> dict:
+    return json.loads((WORKFLOWS / name).read_text(encoding="utf-8"))
+
+
+def test_server_runs_the_alpha_workflow(server):
+    prompt = _workflow("nexus_upscale_alpha.api.json")
+    # An untrained model turns alpha into noise; resizing keeps the halves checkable.
+    prompt["3"]["inputs"]["alpha_mode"] = "resize"
+    entry = _run_prompt(server, prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    saved = _saved(server, entry, "5")
+    assert saved.size == (256, 192) and saved.mode == "RGBA"
+    alpha = saved.getchannel("A")
+    assert alpha.crop((0, 0, 112, 192)).getextrema()[1] < 30  # transparent half
+    assert alpha.crop((144, 0, 256, 192)).getextrema()[0] > 225  # opaque half
+    info = "".join(entry["outputs"]["6"]["text"])
+    assert " x4 | " in info and "parameters" in info
+
+
+def test_server_builtin_loader_opens_our_checkpoint_for_our_x2_node(server):
+    entry = _run_prompt(server, _workflow("nexus_upscale_by_factor.api.json"))
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert _saved(server, entry, "4").size == (128, 96)
+
+
+def test_server_our_loader_feeds_the_builtin_upscale_node(server):
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "2": {
+            "class_type": "NEXUSUpscaleModelLoader",
+            "inputs": {"model_name": "nexus_tiny_x4.safetensors"},
+        },
+        "3": {
+            "class_type": "ImageUpscaleWithModel",
+            "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]},
+        },
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "b"}},
+    }
+    entry = _run_prompt(server, prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert _saved(server, entry, "4").size == (256, 192)
+
+
+def test_server_interrupt_stops_a_running_upscale(server):
+    import time
+
+    prompt = _workflow("nexus_upscale_alpha.api.json")
+    prompt["1"]["inputs"]["image"] = "large.png"
+    prompt["3"]["inputs"].update(tile=64, overlap=8, tta="on")  # hundreds of tile passes
+    prompt_id = _http(f"{server['url']}/prompt", {"prompt": prompt})["prompt_id"]
+    started = time.monotonic()
+    while not _http(f"{server['url']}/queue")["queue_running"]:
+        time.sleep(0.05)
+    time.sleep(1.0)  # let it get into the tiles
+    _http(f"{server['url']}/interrupt", {})
+    while prompt_id not in (history := _http(f"{server['url']}/history/{prompt_id}")):
+        time.sleep(0.1)
+    elapsed = time.monotonic() - started
+    status = history[prompt_id]["status"]
+    assert status["status_str"] == "error"
+    assert any(kind == "execution_interrupted" for kind, _ in status["messages"])
+    assert "5" not in history[prompt_id]["outputs"]  # nothing saved
+    assert elapsed < 30
