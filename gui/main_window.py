@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
         side_scroll = QScrollArea()
         side_scroll.setWidget(self.side_panel)
         side_scroll.setWidgetResizable(True)
+        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         side_scroll.setMinimumWidth(330)
 
         self.left_splitter = QSplitter(Qt.Orientation.Vertical)

@@ -47,6 +47,9 @@ OVERWRITE_LABELS = {
 def _combo(name: str, items: list[tuple[str, Any]]) -> QComboBox:
     combo = QComboBox()
     combo.setObjectName(name)
+    # Long entries (GPU names, model files) must not widen the side panel; the popup shows all.
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(12)
     for label, data in items:
         combo.addItem(label, data)
     return combo
@@ -117,7 +120,7 @@ class SidePanel(QWidget):
             "precisionCombo", [(PRECISION_LABELS[p], p) for p in PRECISIONS]
         )
         self.device_combo = _combo("deviceCombo", [(label, value) for value, label in devices])
-        self.tta_check = QCheckBox("Average 8 flips and rotations (8× slower)")
+        self.tta_check = QCheckBox("8 flips and rotations (8× slower)")
         self.tta_check.setObjectName("ttaCheck")
         self.target_scale_spin = QDoubleSpinBox(
             objectName="targetScaleSpin", minimum=0.0, maximum=16.0, singleStep=0.5, decimals=2
@@ -216,6 +219,7 @@ class SidePanel(QWidget):
             self.target_scale_spin.setValue(c.target_scale)
             _select_data(self.alpha_combo, c.alpha_mode)
             self.output_dir_edit.setText(c.output_dir)
+            self.output_dir_edit.setCursorPosition(0)  # show the start of a long path
             _select_data(self.format_combo, c.format)
             self.quality_spin.setValue(c.quality)
             self.suffix_edit.setText(c.suffix)
