@@ -19,7 +19,7 @@ from nexus_upscaler.gui.queue_model import Status  # noqa: E402
 from nexus_upscaler.gui.settings import AppSettings  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from spandrel.architectures.Compact import Compact  # noqa: E402
@@ -286,3 +286,14 @@ def test_keyboard_delete_removes_and_ctrl_enter_starts(qtbot, window, tmp_path, 
     with qtbot.waitSignal(window.controller.batch_finished, timeout=RUN_TIMEOUT_MS):
         qtbot.keyClick(window.queue_view, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert statuses(window) == [Status.DONE, Status.DONE]
+
+
+def test_pasting_image_data_queues_it_as_a_png(qtbot, window, tmp_path):
+    image = QImage(24, 16, QImage.Format.Format_RGB32)
+    image.fill(0x3366CC)
+    QGuiApplication.clipboard().setImage(image)
+    window.paste_action.trigger()
+    items = window.controller.queue.items()
+    assert len(items) == 1
+    assert items[0].path.parent == tmp_path / "pasted" and items[0].path.suffix == ".png"
+    assert Image.open(items[0].path).size == (24, 16)
