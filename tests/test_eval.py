@@ -7,11 +7,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from nexus_upscaler.core.training.cli import eval_main
 from nexus_upscaler.core.training.imresize import imresize
 from nexus_upscaler.core.training.metrics import psnr, ssim
 
 SET5 = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "Set5"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a busy 2-core machine two OpenMP threads spin-wait on each
+    other and tiny convolutions get ~100x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def table_rows(text: str) -> dict[str, list[float]]:

@@ -33,6 +33,16 @@ NEXUS_TINY = {
 HYRESR_TINY = {"type": "hyresr_tiny", "base": 8, "depths": [1, 1, 1], "num_heads": [1, 1, 1]}
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a busy 2-core machine two OpenMP threads spin-wait on each
+    other and tiny convolutions get ~100x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_config(tmp_path: Path, network: dict, **train: object) -> dict:
     return {
         "name": "tiny",
@@ -165,10 +175,12 @@ def test_perceptual_loss_needs_a_named_vgg19_file(tmp_path: Path) -> None:
         ConfigError, match=r"train\.perceptual_opt\.vgg_weights.*nothing is downloaded"
     ):
         config_from_dict(data)
-    from torchvision.models import vgg19
+    from torchvision.models.vgg import cfgs, make_layers
 
+    # The convolutional part of torchvision's vgg19, keyed as in its state dict.
     weights = tmp_path / "vgg19.pth"
-    torch.save(vgg19(weights=None).state_dict(), weights)
+    features = make_layers(cfgs["E"]).state_dict()
+    torch.save({f"features.{k}": v for k, v in features.items()}, weights)
     loss = PerceptualLoss(weights, {"conv1_2": 0.1, "conv2_2": 1.0})
     x = torch.rand(1, 3, 24, 24, requires_grad=True)
     value = loss(x, torch.rand(1, 3, 24, 24))
@@ -183,8 +195,9 @@ def test_perceptual_loss_needs_a_named_vgg19_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("disc", ["unet", "vgg"])
 def test_gan_training_updates_the_discriminator(tmp_path: Path, disc: str) -> None:
-    gan = {"discriminator": disc, "num_feat": 8, "loss_weight": 0.1}
-    cfg = config_from_dict(tiny_config(tmp_path, NEXUS_TINY, total_iter=3, gan_opt=gan))
+    gan = {"discriminator": disc, "num_feat": 4, "loss_weight": 0.1}
+    cfg = config_from_dict(tiny_config(tmp_path, NEXUS_TINY, total_iter=2, gan_opt=gan))
+    cfg.datasets.train.batch_size = 2
     cfg.datasets.train.lr_patch = 16  # 32-pixel HR crops: the VGG discriminator's minimum
     trainer = Trainer(cfg)
     before = [p.clone() for p in trainer.d_model.parameters()]

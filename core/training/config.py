@@ -179,6 +179,7 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = ""  # empty: runs/<name>
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
+    cpu_threads: int = 0  # torch intra-op threads; 0 keeps torch's default (all cores)
     network_g: dict[str, Any] = field(default_factory=dict)
     datasets: Datasets = field(default_factory=Datasets)
     train: Train = field(default_factory=Train)

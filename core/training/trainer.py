@@ -111,6 +111,8 @@ class Trainer:
         self.cfg = cfg
         self.dist = init_distributed()
         self.device = pick_device(cfg.device, self.dist.local_rank)
+        if cfg.cpu_threads > 0:
+            torch.set_num_threads(cfg.cpu_threads)
         self.out_dir = Path(cfg.output_dir or Path("runs") / cfg.name)
         tr = cfg.train
         file = cfg.source or "<config>"
