@@ -308,3 +308,28 @@ def test_degraded_pairs_for_restoration(tmp_path: Path) -> None:
     assert torch.equal(hr_n, hr_c)  # same crop; only the input is degraded
     assert not torch.equal(lr_n, hr_n)
     assert torch.equal(noisy[0][0], lr_n)  # a sample is a pure function of (seed, index)
+
+
+def test_register_architectures_in_a_basicsr_style_registry() -> None:
+    from nexus_upscaler.core.training.registration import register_architectures
+
+    class Registry:  # the interface traiNNer-redux and neosr registries share
+        def __init__(self) -> None:
+            self.objects: dict[str, object] = {}
+
+        def register(self, obj=None, suffix=None):
+            assert obj.__name__ not in self.objects
+            self.objects[obj.__name__] = obj
+
+        def keys(self):
+            return self.objects.keys()
+
+    registry = Registry()
+    names = register_architectures(registry)
+    assert "nexus_tiny" in names and "nexus_extreme" in names
+    assert register_architectures(registry) == []  # idempotent
+    build = registry.objects["nexus_tiny"]
+    options = {"embed_dim": 16, "depths": [1], "num_heads": 2, "window_size": 4, "num_feat": 16}
+    model = build(scale=2, **options)  # as traiNNer-redux calls it, YAML lists included
+    assert model(torch.rand(1, 3, 8, 8)).shape == (1, 3, 16, 16)
+    assert build(upscale=3, **options).scale == 3  # neosr-style
