@@ -453,7 +453,7 @@ class _Job:
 
 def _to_tensor(window: np.ndarray) -> Tensor:
     """(h, w, C) uint8/uint16/float -> (C, h, w) float32 in [0, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(window))
+    t = torch.from_numpy(np.array(window))  # a copy: the caller's array may be read-only
     if window.dtype == np.uint8:
         t = t.float().div_(255)
     elif window.dtype == np.uint16:
@@ -509,7 +509,10 @@ def _choose_tile(
     align = tile_alignment(model)
     floor = _tile_floor(model, align)
     if options.tile is not None:
-        return max(options.tile, floor)
+        # an explicit tile is honoured down to what the model accepts (the 64 px floor is only
+        # for the automatic size and the out-of-memory fallback)
+        least = -(-max(model.size_requirements.minimum, 1) // align) * align
+        return max(options.tile // align * align, least)
     probe = max(floor, -(-64 // align) * align)
     cost = runner.measure_cost(probe)
     budget = _available_memory(runner.device) * MEMORY_BUDGET_FRACTION
@@ -577,6 +580,7 @@ def _upscale(
             plan_grid(*size, tile, options.overlap, s, a).count
             for size, s, a in zip(sizes, scales, aligns)
         )
+        floor = min(floor, tile)
         job = _Job(runner, tile, options, align, floor, per_image * len(images), progress, cancel)
         results = []
         for k, img in enumerate(images):

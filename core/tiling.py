@@ -223,7 +223,8 @@ class BlendAssembler:
         oy0, oy1 = rows.owned(r)
         ox0, ox1 = cols.owned(c)
         t = tile[oy0 - ty0 : oy1 - ty0, ox0 - tx0 : ox1 - tx0]
-        t = t * rows.weights(r)[:, None, None] * cols.weights(c)[None, :, None]
+        t = t * rows.weights(r)[:, None, None]
+        t *= cols.weights(c)[None, :, None]
 
         # columns: add the previous tile's share of the left band, keep the right band
         if c > 0:

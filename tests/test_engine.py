@@ -1,0 +1,368 @@
+"""The engine with real spandrel descriptors built from spandrel's own architectures."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from spandrel import ImageModelDescriptor, ModelLoader
+from spandrel.architectures.Compact import Compact
+from spandrel.architectures.SPAN import SPAN
+from spandrel.architectures.SwinIR import SwinIR
+
+from nexus_upscaler.core import engine
+from nexus_upscaler.core.errors import TileTooSmallError, UpscaleCancelled
+
+MONARCH = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "Set14" / "monarch.png"
+if not MONARCH.exists():
+    MONARCH = Path("/work/shared/datasets/Set14/monarch.png")
+
+
+def _load(net: torch.nn.Module, tmp_path_factory, name: str) -> ImageModelDescriptor:
+    """Save as safetensors and load back through spandrel, as a user's file would be."""
+    path = tmp_path_factory.mktemp("models") / f"{name}.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    desc = ModelLoader().load_from_file(str(path))
+    assert isinstance(desc, ImageModelDescriptor)
+    return desc
+
+
+def _compact(tmp_path_factory, scale=4, cin=3, cout=3, feat=16, conv=4, seed=0):
+    torch.manual_seed(seed)
+    net = Compact(num_in_ch=cin, num_out_ch=cout, num_feat=feat, num_conv=conv, upscale=scale)
+    return _load(net, tmp_path_factory, f"compact_x{scale}_{cin}{cout}_{seed}")
+
+
+@pytest.fixture(scope="module")
+def compact4(tmp_path_factory):
+    return _compact(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """A real photo crop of odd size, (101, 157, 3) uint8."""
+    return np.asarray(Image.open(MONARCH).convert("RGB"))[200:301, 300:457].copy()
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(peak**2 / mse))
+
+
+def whole(desc, image: np.ndarray, **kw) -> np.ndarray:
+    """The engine with one tile covering the whole image (the seam-free reference)."""
+    return engine.upscale_array(desc, image, engine.UpscaleOptions(tile=4096, **kw))
+
+
+# --- seams -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("tile", "overlap"), [(64, 16), (72, 24), (96, 8), (100, 32)])
+def test_tiled_matches_whole_image_for_a_cnn(compact4, photo, tile, overlap):
+    ref = whole(compact4, photo)
+    calls = []
+    opts = engine.UpscaleOptions(tile=tile, overlap=overlap)
+    out = engine.upscale_array(compact4, photo, opts, progress=lambda d, n: calls.append((d, n)))
+    assert out.shape == (404, 628, 3) and out.dtype == np.uint8
+    assert calls[-1][0] == calls[-1][1] > 1  # really tiled
+    # 6 layers of 3x3 convs: a receptive field of 6 px, inside the discarded tile edges
+    assert psnr(out, ref) > 70
+
+
+def test_window_transformer_with_size_requirements(tmp_path_factory, photo):
+    torch.manual_seed(0)
+    net = SwinIR(
+        upscale=2,
+        in_chans=3,
+        img_size=32,
+        window_size=8,
+        embed_dim=12,
+        depths=[1],
+        num_heads=[2],
+        mlp_ratio=1,
+        upsampler="pixelshuffledirect",
+    )
+    desc = _load(net, tmp_path_factory, "swinir")
+    assert desc.size_requirements.minimum == 16
+    assert engine.tile_alignment(desc) == 8
+    image = photo[:45, :77]
+    ref = whole(desc, image)
+    out = engine.upscale_array(desc, image, engine.UpscaleOptions(tile=20, overlap=8))
+    assert out.shape == ref.shape == (90, 154, 3)
+    # tiles are aligned to the windows and padded to the minimum; global attention within a
+    # window still differs between tiles, so the bar is lower than for a CNN
+    assert psnr(out, ref) > 30
+    # a tile below the model's minimum is raised to it
+    tiny = engine.upscale_array(desc, image[:13, :9], engine.UpscaleOptions(tile=4, overlap=2))
+    assert tiny.shape == (26, 18, 3)
+
+
+# --- any model: scales and channels ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3, 8])
+def test_any_scale(tmp_path_factory, photo, scale):
+    desc = _compact(tmp_path_factory, scale=scale, feat=8, conv=2)
+    image = photo[:37, :53]
+    out = engine.upscale_array(desc, image, engine.UpscaleOptions(tile=24, overlap=8))
+    assert out.shape == (37 * scale, 53 * scale, 3)
+    assert psnr(out, whole(desc, image)) > 70
+
+
+def test_span_model(tmp_path_factory, photo):
+    torch.manual_seed(0)
+    desc = _load(SPAN(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=2), tmp_path_factory, "span")
+    image = photo[:50, :70]
+    out = engine.upscale_array(desc, image, engine.UpscaleOptions(tile=32, overlap=12))
+    assert out.shape == (100, 140, 3)
+    assert psnr(out, whole(desc, image)) > 50
+
+
+def test_gray_image_with_rgb_model_stays_gray(compact4, photo):
+    gray = np.asarray(Image.fromarray(photo).convert("L"))
+    out = engine.upscale_array(compact4, gray, engine.UpscaleOptions(tile=48, overlap=16))
+    assert out.shape == (gray.shape[0] * 4, gray.shape[1] * 4) and out.dtype == np.uint8
+    # same as running the gray replicated to RGB and taking the luma of the result
+    rgb = whole(compact4, np.repeat(gray[:, :, None], 3, 2)).astype(np.float64)
+    luma = np.rint(rgb @ np.array([0.299, 0.587, 0.114]))
+    assert np.abs(out - luma).max() <= 1.5  # the engine takes luma before quantising
+    # and a 3-dim (H, W, 1) gray array keeps its channel axis
+    assert engine.upscale_array(compact4, gray[:, :, None], engine.UpscaleOptions()).ndim == 3
+
+
+def test_rgb_image_with_gray_model_runs_each_channel(tmp_path_factory, photo):
+    desc = _compact(tmp_path_factory, cin=1, cout=1, feat=8, conv=2)
+    image = photo[:40, :60]
+    out = engine.upscale_array(desc, image, engine.UpscaleOptions(tile=32, overlap=8))
+    assert out.shape == (160, 240, 3)
+    for k in range(3):
+        plane = engine.upscale_array(desc, image[:, :, k], engine.UpscaleOptions(tile=32, overlap=8))
+        np.testing.assert_array_equal(out[:, :, k], plane)
+
+
+@pytest.mark.parametrize("mode", ["model", "resize"])
+def test_rgba_alpha_modes(compact4, photo, mode):
+    image = photo[:40, :60]
+    alpha = np.zeros((40, 60, 1), np.uint8)
+    alpha[:, 30:] = 255  # left half transparent, right half opaque
+    rgba = np.concatenate([image, alpha], 2)
+    opts = engine.UpscaleOptions(tile=32, overlap=8, alpha_mode=mode)
+    out = engine.upscale_array(compact4, rgba, opts)
+    assert out.shape == (160, 240, 4)
+    np.testing.assert_array_equal(out[:, :, :3], whole(compact4, image))
+    a = out[:, :, 3].astype(int)
+    if mode == "resize":
+        assert (a[:, :110] == 0).all() and (a[:, 130:] == 255).all()
+    else:
+        gray_alpha = engine.upscale_array(compact4, alpha[:, :, 0], engine.UpscaleOptions(tile=32, overlap=8))
+        np.testing.assert_array_equal(a, gray_alpha)
+
+
+def test_16_bit_and_float_images_keep_their_dtype(compact4, photo):
+    image = photo[:30, :50]
+    ref8 = whole(compact4, image)
+    out16 = engine.upscale_array(compact4, image.astype(np.uint16) * 257, engine.UpscaleOptions(tile=24, overlap=8))
+    assert out16.dtype == np.uint16 and out16.shape == (120, 200, 3)
+    assert np.abs(out16 / 257.0 - ref8).max() <= 1.0
+    outf = engine.upscale_array(compact4, image.astype(np.float32) / 255, engine.UpscaleOptions(tile=24, overlap=8))
+    assert outf.dtype == np.float32
+    assert np.abs(outf * 255 - ref8).max() <= 0.51
+
+
+def test_output_is_assembled_in_uint8_without_a_full_size_float_buffer(compact4):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (160, 128, 3), dtype=np.uint8)
+    out_bytes = 640 * 512 * 3
+    tile_float = (32 * 4) ** 2 * 3 * 4  # one tile's output in float32
+    tracemalloc.start()  # numpy's allocations are traced (torch's are not; tiles are small)
+    try:
+        out = engine.upscale_array(compact4, image, engine.UpscaleOptions(tile=32, overlap=8))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.nbytes == out_bytes
+    # the output plus a few tiles' worth of float; a float32 output buffer would add 4x the output
+    assert peak < out_bytes + 4 * tile_float < 4 * out_bytes
+
+
+# --- target scale ------------------------------------------------------------------------------
+
+
+def test_target_scale_below_model_scale_downscales(compact4, photo):
+    image = photo[:40, :64]
+    out = engine.upscale_array(compact4, image, engine.UpscaleOptions(tile=32, overlap=8, target_scale=2))
+    assert out.shape == (80, 128, 3)
+    big = torch.from_numpy(whole(compact4, image)).permute(2, 0, 1)[None].float() / 255
+    small = torch.nn.functional.interpolate(big, size=(80, 128), mode="bicubic", antialias=True)
+    ref = np.rint(small.clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255)
+    assert psnr(out, ref) > 40
+
+
+def test_target_scale_above_model_scale_runs_two_passes(compact4, photo):
+    image = photo[:20, :24]
+    calls = []
+    opts = engine.UpscaleOptions(tile=64, overlap=8, target_scale=8)
+    out = engine.upscale_array(compact4, image, opts, progress=lambda d, n: calls.append((d, n)))
+    assert out.shape == (160, 192, 3)
+    assert calls[-1][0] == calls[-1][1] and calls[-1][1] > 2  # both passes' tiles counted
+    opts15 = engine.UpscaleOptions(tile=32, overlap=8, target_scale=1.5)
+    assert engine.upscale_array(compact4, photo[:41, :63], opts15).shape == (62, 94, 3)
+
+
+# --- memory, precision ------------------------------------------------------------------------
+
+
+class _OOMAbove(torch.nn.Module):
+    """Wraps a model; raises torch.OutOfMemoryError for inputs larger than ``limit`` pixels
+    once ``allowed`` large calls have been made (so the failure comes in the middle of a run)."""
+
+    def __init__(self, inner: torch.nn.Module, limit: int, allowed: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.limit = limit
+        self.allowed = allowed
+        self.shapes: list[tuple[int, int]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if max(x.shape[2:]) > self.limit:
+            if self.allowed <= 0:
+                raise torch.OutOfMemoryError("injected")
+            self.allowed -= 1
+        self.shapes.append(tuple(x.shape[2:]))
+        return self.inner(x)
+
+
+def _wrapped(desc: ImageModelDescriptor, module: torch.nn.Module) -> ImageModelDescriptor:
+    return ImageModelDescriptor(
+        module,
+        desc.model.state_dict(),
+        architecture=desc.architecture,
+        purpose=desc.purpose,
+        tags=desc.tags,
+        supports_half=True,
+        supports_bfloat16=True,
+        scale=desc.scale,
+        input_channels=desc.input_channels,
+        output_channels=desc.output_channels,
+    )
+
+
+def test_out_of_memory_halves_the_tile_and_keeps_finished_tiles(compact4, photo):
+    image = np.asarray(Image.open(MONARCH).convert("RGB"))[:200, :300]
+    wrapper = _OOMAbove(compact4.model, limit=64, allowed=2)
+    desc = _wrapped(compact4, wrapper)
+    calls = []
+    opts = engine.UpscaleOptions(tile=128, overlap=16)
+    out = engine.upscale_array(desc, image, opts, progress=lambda d, n: calls.append((d, n)))
+    big = [s for s in wrapper.shapes if max(s) > 64]
+    assert len(big) == 2  # the two tiles done before the failure were not run again
+    assert max(max(s) for s in wrapper.shapes[2:]) <= 64  # the rest ran at 64
+    assert calls == [(i, calls[0][1]) for i in range(1, calls[0][1] + 1)]
+    assert psnr(out, whole(compact4, image)) > 60
+
+
+def test_out_of_memory_at_the_floor_is_a_clear_error(compact4, photo):
+    desc = _wrapped(compact4, _OOMAbove(compact4.model, limit=0, allowed=0))
+    with pytest.raises(TileTooSmallError, match="out of memory"):
+        engine.upscale_array(desc, photo, engine.UpscaleOptions(tile=256))
+
+
+class _HalfOverflow(torch.nn.Module):
+    """Overflows in float16 (an intermediate above 65504) but is exact in float32."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x * 1e5) / 1e5  # Compact's output is linear-ish in scale of input
+
+
+def test_half_precision_tile_with_inf_is_redone_in_fp32(compact4, photo):
+    image = photo[:40, :40]
+    desc = _wrapped(compact4, _HalfOverflow(compact4.model))
+    fp32 = engine.upscale_array(desc, image, engine.UpscaleOptions(tile=64, precision="fp32"))
+    fp16 = engine.upscale_array(desc, image, engine.UpscaleOptions(tile=64, precision="fp16"))
+    np.testing.assert_array_equal(fp16, fp32)
+    # the caller's model is handed back as it came: fp32 on the CPU
+    p = next(desc.model.parameters())
+    assert p.dtype == torch.float32 and p.device.type == "cpu"
+
+
+def test_precision_choice(compact4):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert engine.pick_dtype(compact4, "auto", cpu) == torch.float32
+    assert engine.pick_dtype(compact4, "bf16", cpu) == torch.bfloat16
+    assert engine.pick_dtype(compact4, "fp16", cuda) == torch.float16
+    bf16 = engine.upscale_array(compact4, np.zeros((20, 20, 3), np.uint8) + 100, engine.UpscaleOptions(precision="bf16"))
+    assert bf16.shape == (80, 80, 3)
+
+
+def test_automatic_tile_is_bounded(compact4):
+    tile = engine.choose_tile(compact4, engine.UpscaleOptions(), 2000, 3000)
+    assert 64 <= tile <= engine.MAX_AUTO_TILE_CPU
+    assert engine.choose_tile(compact4, engine.UpscaleOptions(), 40, 50) <= 64
+    assert engine.choose_tile(compact4, engine.UpscaleOptions(tile=200), 2000, 3000) == 200
+
+
+# --- batching, TTA, progress, cancel, tensors --------------------------------------------------
+
+
+def test_batched_tiles_equal_single_tiles(compact4, photo):
+    one = engine.upscale_array(compact4, photo, engine.UpscaleOptions(tile=48, overlap=16))
+    four = engine.upscale_array(compact4, photo, engine.UpscaleOptions(tile=48, overlap=16, batch=4))
+    assert psnr(one, four) > 90
+
+
+def test_tta_averages_the_eight_transforms(compact4, photo):
+    image = photo[:32, :48]
+    out = engine.upscale_array(compact4, image, engine.UpscaleOptions(tile=64, tta=True))
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    acc = 0
+    with torch.inference_mode():
+        for k in range(4):
+            for flip in (False, True):
+                t = torch.rot90(x, k, (2, 3))
+                y = compact4(t.flip(3) if flip else t)
+                acc = acc + torch.rot90(y.flip(3) if flip else y, -k, (2, 3))
+    ref = np.rint((acc / 8)[0].permute(1, 2, 0).numpy() * 255)
+    assert np.abs(out - ref).max() <= 1
+    assert not np.array_equal(out, whole(compact4, image))
+
+
+def test_cancel_before_a_tile_raises(compact4, photo):
+    token = engine.CancelToken()
+    seen = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+        if done == 2:
+            token.cancel()
+
+    with pytest.raises(UpscaleCancelled):
+        engine.upscale_array(compact4, photo, engine.UpscaleOptions(tile=48), progress, token)
+    assert seen == [1, 2] and token.cancelled
+
+
+def test_upscale_tensor_batch(compact4, photo):
+    a = photo[:30, :40]
+    b = photo[30:60, 40:80]
+    x = torch.from_numpy(np.stack([a, b])).permute(0, 3, 1, 2).float() / 255
+    out = engine.upscale_tensor(compact4, x, engine.UpscaleOptions(tile=24, overlap=8))
+    assert out.shape == (2, 3, 120, 160) and out.dtype == torch.float32
+    assert 0 <= out.min() and out.max() <= 1
+    for k, img in enumerate((a, b)):
+        ref = whole(compact4, img)
+        assert np.abs(out[k].permute(1, 2, 0).numpy() * 255 - ref).max() <= 0.51
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError, match="precision"):
+        engine.UpscaleOptions(precision="fp8")
+    with pytest.raises(ValueError, match="overlap"):
+        engine.UpscaleOptions(overlap=-1)
