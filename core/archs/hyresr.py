@@ -37,8 +37,8 @@ high_depth             number of distinct ``P.high.layers.{j}``
 ffn_ratio              ``L.ffn.fc1.weight`` dim 0 / dim
 experts                ``P.moe.router.weight`` dim 0 (in any block that has ``P.moe``)
 expert_ratio           ``P.moe.experts.0.fc1.weight`` dim 0 / dim
-moe_every              which blocks have ``P.moe.router.weight`` (block i has it when
-                       ``(i + 1) % moe_every == 0``)
+moe_every              which blocks have ``P.moe.router.weight`` (block i of every stage has
+                       it when ``(i + 1) % moe_every == 0``): 1 + the smallest such i
 low_depth              number of distinct ``P.low.blocks.{j}``
 plk / plk_kernel       ``P.low.plk.conv_large.weight`` (train) or ``P.low.plk.conv_fused.weight``
                        (deploy) present; kernel = its dim 2; partial channels = its dim 0
@@ -64,8 +64,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .blocks import ChannelAttention, GatedFFN, LayerNorm2d, WindowAttention, alibi_slopes
-from .blocks import window_partition, window_reverse
+from .blocks import (
+    ChannelAttention,
+    GatedFFN,
+    LayerNorm2d,
+    WindowAttention,
+    alibi_slopes,
+    window_partition,
+    window_reverse,
+)
 
 Upsampler = Literal["pixelshuffle", "dysample"]
 
@@ -377,6 +384,37 @@ class HighLayer(nn.Module):
         return x + self.ffn(self.norm2(x))
 
 
+def _halo_split(x: Tensor, win: int, pad: int, n: Tensor | int) -> Tensor:
+    """Axis 1 of x, of length n + pad + win (zero-padded), into overlapping windows.
+
+    x: (B, n + pad + win, *rest) -> (B, n // win, win + 2 * pad, *rest); window i covers the
+    original positions [i * win - pad, (i + 1) * win + pad).
+    """
+    b, rest = x.shape[0], x.shape[2:]
+    nb = n // win
+    top = x[:, :n].reshape(b, nb, win, *rest)[:, :, :pad]
+    core = x[:, pad : pad + n].reshape(b, nb, win, *rest)
+    bottom = x[:, pad + win : pad + win + n].reshape(b, nb, win, *rest)[:, :, :pad]
+    return torch.cat((top, core, bottom), dim=2)
+
+
+def overlap_windows(x: Tensor, win: int, pad: int) -> Tensor:
+    """Enlarged windows around each win x win window, zero outside the map (like F.unfold).
+
+    x: (B, H, W, C), H and W multiples of win, 0 < pad <= win -> (B * nW, (win + 2 pad)^2, C),
+    windows in the order of :func:`window_partition`. Built from slices and reshapes, which
+    export to ONNX with symbolic H and W (im2col does not).
+    """
+    b, h, w, c = x.shape
+    ow = win + 2 * pad
+    x = F.pad(x, (0, 0, pad, win, pad, win))  # W then H: pad before, win after
+    x = _halo_split(x, win, pad, h)  # (B, nH, ow, W + pad + win, C)
+    x = _halo_split(x.transpose(1, 3), win, pad, w)  # (B, nW, ow, ow, nH, C)
+    # axes now: B, nW, ow_col, ow_row, nH, C -> B, nH, nW, ow_row, ow_col, C
+    x = x.permute(0, 4, 1, 3, 2, 5)
+    return x.reshape(-1, ow * ow, c)
+
+
 class OverlapCrossAttention(nn.Module):
     """Overlapping-window cross attention (HAT's OCAB idea), with a 2-D ALiBi bias.
 
@@ -388,8 +426,10 @@ class OverlapCrossAttention(nn.Module):
 
     def __init__(self, dim: int, heads: int, win: int, overlap_size: int) -> None:
         super().__init__()
-        if (overlap_size - win) % 2 or overlap_size <= win:
-            raise ValueError(f"overlap window {overlap_size} must exceed {win} by an even number")
+        if (overlap_size - win) % 2 or not win < overlap_size <= 3 * win:
+            raise ValueError(
+                f"overlap window {overlap_size} must exceed {win} by an even number, at most 2*{win}"
+            )
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
         self.dim, self.heads, self.win, self.overlap_size = dim, heads, win, overlap_size
@@ -411,7 +451,8 @@ class OverlapCrossAttention(nn.Module):
             ky, kx = torch.meshgrid(o, o, indexing="ij")
             qpos = torch.stack((qy + off, qx + off), -1).reshape(-1, 2).double()
             kpos = torch.stack((ky, kx), -1).reshape(-1, 2).double()
-            dist = torch.cdist(qpos, kpos)
+            # Explicit distance rather than cdist, which the ONNX exporter cannot translate.
+            dist = (qpos[:, None, :] - kpos[None, :, :]).pow(2).sum(-1).sqrt()
             bias = -alibi_slopes(self.heads).double()[:, None, None] * dist
             bias = bias[None].to(device=device, dtype=dtype)
             if len(self._bias_cache) >= _CACHE_LIMIT:
@@ -423,10 +464,7 @@ class OverlapCrossAttention(nn.Module):
         b, h, w, c = x.shape
         win, ow, nh = self.win, self.overlap_size, self.heads
         q = window_partition(self.q(x), win)  # (B*nW, win^2, C)
-        kv = self.kv(x).permute(0, 3, 1, 2)  # (B, 2C, H, W)
-        kv = F.unfold(kv, kernel_size=ow, stride=win, padding=(ow - win) // 2)
-        # (B, 2C * ow^2, nW) -> (B*nW, ow^2, 2C)
-        kv = kv.view(b, 2 * c, ow * ow, -1).permute(0, 3, 2, 1).reshape(-1, ow * ow, 2 * c)
+        kv = overlap_windows(self.kv(x), win, (ow - win) // 2)  # (B*nW, ow^2, 2C)
         k, v = kv.chunk(2, dim=-1)
         d = c // nh
         q = q.view(-1, win * win, nh, d).transpose(1, 2)
