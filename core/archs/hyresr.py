@@ -527,6 +527,11 @@ class TokenMoE(nn.Module):
         else:
             choice = probs.argmax(dim=-1)  # (N,)
         gate = probs.gather(1, choice[:, None]).to(tokens.dtype)  # (N, 1)
+        if tokens.is_meta:
+            # Shape-only runs (FLOP counting on "meta") cannot route: any top-1 dispatch costs
+            # one expert pass per token, so equal chunks give the same count.
+            out = torch.cat([e(t) for e, t in zip(self.experts, tokens.chunk(self.num_experts))])
+            return (out * gate).view(shape)
         out = torch.zeros_like(tokens)
         for e, expert in enumerate(self.experts):
             idx = (choice == e).nonzero().squeeze(1)  # tokens of expert e only
