@@ -161,10 +161,12 @@ def comfy_like(desc, image_u8: np.ndarray, tile: int, overlap: int) -> np.ndarra
                 mask = torch.ones_like(ps)
                 for k in range(feather):
                     a = (k + 1) / feather
-                    mask[:, :, k, :] *= a
-                    mask[:, :, -1 - k, :] *= a
-                    mask[:, :, :, k] *= a
-                    mask[:, :, :, -1 - k] *= a
+                    if k < ps.shape[2] // 2:
+                        mask[:, :, k, :] *= a
+                        mask[:, :, -1 - k, :] *= a
+                    if k < ps.shape[3] // 2:
+                        mask[:, :, :, k] *= a
+                        mask[:, :, :, -1 - k] *= a
                 oy, ox = py * s, px * s
                 out[:, :, oy : oy + ps.shape[2], ox : ox + ps.shape[3]] += ps * mask
                 div[:, :, oy : oy + ps.shape[2], ox : ox + ps.shape[3]] += mask
@@ -220,7 +222,9 @@ def worker(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - t0
     peak = vm_hwm() - base
     np.save(args.out, out)
-    print(json.dumps({"seconds": seconds, "peak": peak, "mp": image.shape[0] * image.shape[1] / 1e6}))
+    print(
+        json.dumps({"seconds": seconds, "peak": peak, "mp": image.shape[0] * image.shape[1] / 1e6})
+    )
 
 
 def measure(kind: str, image: str, weights: Path, tile: int, overlap: int, threads: int) -> dict:
@@ -282,7 +286,7 @@ def main() -> None:
     p.add_argument("--only", choices=["mosaic", "monarch", "large", "swinir"], action="append")
     p.add_argument("--weights", default="/tmp/nexus_bench_compact_x4.safetensors")
     p.add_argument("--steps", type=int, default=150, help="fitting steps on T91 (cached)")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     # worker-only arguments
     p.add_argument("--worker", choices=["engine", "comfy", "whole"], help=argparse.SUPPRESS)
@@ -302,19 +306,20 @@ def main() -> None:
     print(f"model: RealESRGAN Compact x4, 64nf 9nc, fitted on T91 ({weights}); CPU, no GPU here")
     print(f"torch {torch.__version__}, {args.threads} threads")
     only = args.only or ["mosaic", "monarch", "large", "swinir"]
-    rows = []
-    if "mosaic" in only:
-        rows.append(compare("mosaic", weights, 512, 32, args.threads, args.repeats))
+
+    def show(row: dict) -> None:
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+
     if "monarch" in only:
-        rows.append(compare("monarch", weights, 128, 16, args.threads, args.repeats))
+        show(compare("monarch", weights, 128, 16, args.threads, args.repeats))
     if "swinir" in only:
         row = compare("monarch", tiny_swinir_path(), 128, 16, args.threads, 1)
         row["image"] += " (SwinIR tiny, random init)"
-        rows.append(row)
+        show(row)
+    if "mosaic" in only:
+        show(compare("mosaic", weights, 512, 32, args.threads, args.repeats))
     if "large" in only:
-        rows.append(engine_only("large", weights, 512, 32, args.threads))
-    for row in rows:
-        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+        show(engine_only("large", weights, 512, 32, args.threads))
 
 
 if __name__ == "__main__":
