@@ -32,14 +32,16 @@ def window_partition(x: Tensor, win: int) -> Tensor:
     """
     b, h, w, c = x.shape
     x = x.view(b, h // win, win, w // win, win, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, win * win, c)
+    # explicit sizes instead of -1: torch.export can then follow symbolic (dynamic) shapes
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(b * (h // win) * (w // win), win * win, c)
 
 
 def window_reverse(windows: Tensor, win: int, h: int, w: int) -> Tensor:
     """Inverse of :func:`window_partition`: (B * nW, win * win, C) -> (B, H, W, C)."""
     c = windows.shape[-1]
-    x = windows.view(-1, h // win, w // win, win, win, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
+    b = windows.shape[0] // ((h // win) * (w // win))
+    x = windows.view(b, h // win, w // win, win, win, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
 
 
 def alibi_slopes(num_heads: int) -> Tensor:
@@ -151,7 +153,7 @@ class WindowAttention(nn.Module):
         """qkv: (B', N, 3C) windows; mask: (1, heads, N, N) -> (B', N, C)."""
         bw, n, _ = qkv.shape
         h = self.num_heads
-        q, k, v = qkv.view(bw, n, 3, h, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = qkv.view(bw, n, 3, h, self.dim // h).permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B', h, N, d)
         return out.transpose(1, 2).reshape(bw, n, self.dim)
 
@@ -195,26 +197,27 @@ class WindowAttention(nn.Module):
         nh, nw = hgt // win, wid // win
         windows = window_partition(qkv, win).view(b, nh, nw, win * win, 3 * c)
         if not shift:
-            out = self._attend(windows.view(-1, win * win, 3 * c), masks[0])
+            out = self._attend(windows.view(b * nh * nw, win * win, 3 * c), masks[0])
             out = out.view(b, nh, nw, win * win, c)
         else:
-            # Four window classes, each with its own mask: one batched call per class.
-            rows = (slice(0, nh - 1), slice(nh - 1, nh))
-            cols = (slice(0, nw - 1), slice(nw - 1, nw))
+            # Four window classes, each with its own mask: one batched call per class. A class
+            # may be empty (one window row or column); attention on an empty batch is empty.
+            # narrow() with explicit lengths keeps sizes symbolic for torch.export.
+            spans = ((0, nh - 1), (nh - 1, 1)), ((0, nw - 1), (nw - 1, 1))
             parts = []
-            for ri, rs in enumerate(rows):
+            for ri, (r0, rn) in enumerate(spans[0]):
                 row_parts = []
-                for ci, cs in enumerate(cols):
-                    # a class may be empty (one window row or column): attention on an empty
-                    # batch is empty, and no data-dependent branch keeps torch.export happy
-                    sub = windows[:, rs, cs]
-                    res = self._attend(sub.reshape(-1, win * win, 3 * c), masks[ri * 2 + ci])
-                    row_parts.append(res.view(*sub.shape[:-1], c))
+                for ci, (c0, cn) in enumerate(spans[1]):
+                    sub = windows.narrow(1, r0, rn).narrow(2, c0, cn)
+                    res = self._attend(
+                        sub.reshape(b * rn * cn, win * win, 3 * c), masks[ri * 2 + ci]
+                    )
+                    row_parts.append(res.view(b, rn, cn, win * win, c))
                 parts.append(torch.cat(row_parts, dim=2))
             out = torch.cat(parts, dim=1)
         if project:
             out = self.proj(out)
-        out = window_reverse(out.reshape(-1, win * win, c), win, hgt, wid)
+        out = window_reverse(out.reshape(b * nh * nw, win * win, c), win, hgt, wid)
         if shift:
             out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
         return out

@@ -389,15 +389,15 @@ class NEXUS(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def _pad(self, x: Tensor) -> Tensor:
-        """Pad (B, C, H, W) on the bottom/right to a multiple of the window."""
+        """Pad (B, C, H, W) on the bottom/right to a multiple of the window (replicating edges).
+
+        Always pads (by 0 where nothing is needed) and always replicates: no branch on the
+        size, so an exported graph stays valid for every input size, 1x1 included (reflect
+        would need the pad to be smaller than the side).
+        """
         h, w = x.shape[-2:]
         win = self.window_size
-        ph, pw = (-h) % win, (-w) % win
-        if ph == 0 and pw == 0:
-            return x
-        # reflect needs the pad to be smaller than the side; tiny inputs fall back to replicate
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        return F.pad(x, (0, pw, 0, ph), mode=mode)
+        return F.pad(x, (0, (win - w % win) % win, 0, (win - h % win) % win), mode="replicate")
 
     def forward_features(self, x: Tensor) -> Tensor:
         """x: (B, E, H, W) with H, W multiples of the window -> (B, E, H, W)."""
