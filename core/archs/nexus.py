@@ -50,11 +50,14 @@ use_freq           ``use_freq_buf`` (int64 0/1); the ``B.freq.*`` keys exist iff
 mlp_ratio          ``B.ffn.fc1.weight.shape[0] / embed_dim`` (hidden size rounded to even)
 qkv_bias           ``B.attn.qkv.bias`` exists
 cab_compress       ``embed_dim // B.cab.pw1.weight.shape[0]`` (hidden = embed_dim // compress)
-se_reduction       ``embed_dim / B.cab.se.fc.0.weight.shape[0]`` (floored at 1 channel)
+se_reduction       ``embed_dim // B.cab.se.fc.0.weight.shape[0]`` (squeezed = max(1, dim // r))
+                   (for these two, any value giving the same hidden width builds the same
+                   model, so the detector may return whichever value reproduces the shapes)
 resi_connection    ``L.conv.weight`` exists -> '1conv'; ``L.conv.0.weight`` -> '3conv'
 num_feat           ``conv_before_upsample.0.weight.shape[0]`` (pixelshuffle, nearest+conv)
 version            ``nexus_version_buf`` (int64 scalar, currently 1): marks a NEXUS checkpoint
 drop_path_rate     training only, not stored (it has no effect at inference)
+layer_scale_init   initial value only, not stored (the learned scales are ``B.ls_*``)
 =================  =====================================================================
 """
 
