@@ -270,7 +270,7 @@ class NEXUSArch(spandrel.Architecture[torch.nn.Module]):
             model = NEXUS(**cfg)
         except ValueError as e:
             raise InconsistentCheckpointError(None, f"not a valid NEXUS configuration: {e}") from e
-        variant = _variant_name(_NEXUS_VARIANTS, cfg, state_dict, _nexus_head_keys)
+        variant = _variant_name(_NEXUS_VARIANTS, state_dict)
         heads = cfg["num_heads"]
         tags = [
             variant,
@@ -292,12 +292,6 @@ class NEXUSArch(spandrel.Architecture[torch.nn.Module]):
 
 
 _NEXUS_VARIANTS = ("nexus_tiny", "nexus_small", "nexus_medium", "nexus_large", "nexus_extreme")
-
-
-def _nexus_head_keys(cfg: dict[str, Any]) -> dict[str, Any]:
-    # The reconstruction head and channels are free choices on top of a variant's body.
-    keys = ("scale", "in_chans", "out_chans", "upsampler", "num_feat")
-    return {k: cfg[k] for k in keys}
 
 
 # --- HyReSR --------------------------------------------------------------------------------------
@@ -477,7 +471,7 @@ class HyReSRArch(spandrel.Architecture[torch.nn.Module]):
             model = HyReSR(**cfg)
         except ValueError as e:
             raise InconsistentCheckpointError(None, f"not a valid HyReSR configuration: {e}") from e
-        variant = _variant_name(_HYRESR_VARIANTS, cfg, state_dict, _hyresr_head_keys)
+        variant = _variant_name(_HYRESR_VARIANTS, state_dict, cfg["deploy"])
         tags = [
             variant,
             f"{cfg['base']}base",
@@ -504,52 +498,51 @@ class HyReSRArch(spandrel.Architecture[torch.nn.Module]):
 _HYRESR_VARIANTS = ("hyresr_tiny", "hyresr_base", "hyresr_sr_heavy", "hyresr_restoration_heavy")
 
 
-def _hyresr_head_keys(cfg: dict[str, Any]) -> dict[str, Any]:
-    keys = ("scale", "in_ch", "out_ch", "upsampler", "deploy")
-    return {k: cfg[k] for k in keys}
-
-
 # --- variants --------------------------------------------------------------------------------------
 
 
-def _variant_name(
-    names: tuple[str, ...],
-    cfg: dict[str, Any],
-    state_dict: StateDict,
-    head_keys: Callable[[dict[str, Any]], dict[str, Any]],
-) -> str:
-    """The variant whose body (everything but head, channels and form) this checkpoint has.
+def _variant_name(names: tuple[str, ...], state_dict: StateDict, deploy: bool = False) -> str:
+    """The variant whose body (all but stem, head and channels) this checkpoint has.
 
-    Each variant is built on the meta device with this checkpoint's head; it matches when the
-    keys and shapes are the same and so are the integer buffers the modules expose (heads,
+    Each variant is built once on the meta device (no memory, no init); it matches when the body
+    keys and shapes are the same and so are the integer buffers its modules expose (heads,
     windows, shifts). "custom" otherwise.
     """
-    head = tuple(sorted(head_keys(cfg).items()))
-    shapes = tuple((k, tuple(v.shape)) for k, v in sorted(state_dict.items()))
+    shapes = tuple((k, tuple(v.shape)) for k, v in sorted(state_dict.items()) if _is_body(k))
     for name in names:
-        built = _variant_signature(name, head)
-        if built is None or built[0] != shapes:
-            continue
-        if all(k in state_dict and int(state_dict[k].item()) == v for k, v in built[1].items()):
+        built_shapes, values = _variant_body(name, deploy)
+        if built_shapes == shapes and all(
+            k in state_dict and int(state_dict[k].item()) == v for k, v in values.items()
+        ):
             return name
     return "custom"
 
 
-@functools.lru_cache(maxsize=64)
-def _variant_signature(
-    name: str, head: tuple[tuple[str, Any], ...]
-) -> tuple[tuple, dict[str, int]] | None:
-    """(sorted keys and shapes, known integer buffer values) of a variant built on meta."""
+# Keys of the parts a user may change on top of a named variant: channels, scale, upsampler.
+_HEAD_PREFIXES = (
+    "stem.", "head.", "conv_first.", "conv_last.", "conv_before_upsample.", "upsample.",
+    "conv_up", "conv_hr.", "scale_buf", "upsampler_buf",
+)  # fmt: skip
+
+
+def _is_body(key: str) -> bool:
+    return not key.startswith(_HEAD_PREFIXES)
+
+
+@functools.lru_cache(maxsize=32)
+def _variant_body(name: str, deploy: bool) -> tuple[tuple, dict[str, int]]:
+    """(sorted body keys and shapes, known integer buffer values) of a variant built on meta."""
     from .archs import hyresr, nexus
 
+    kwargs = {"deploy": True} if deploy else {}
     build = getattr(nexus, name, None) or getattr(hyresr, name)
-    try:
-        with torch.device("meta"):
-            model = build(**dict(head))
-    except ValueError:  # e.g. a scale this variant's architecture does not support
-        return None
-    shapes = tuple((k, tuple(v.shape)) for k, v in sorted(model.state_dict().items()))
-    return shapes, _int_buffer_values(model)
+    with torch.device("meta"):
+        model = build(**kwargs)
+    shapes = tuple(
+        (k, tuple(v.shape)) for k, v in sorted(model.state_dict().items()) if _is_body(k)
+    )
+    values = {k: v for k, v in _int_buffer_values(model).items() if _is_body(k)}
+    return shapes, values
 
 
 def _int_buffer_values(model: torch.nn.Module) -> dict[str, int]:
