@@ -84,11 +84,12 @@ def test_alibi_adds_no_parameters() -> None:
     }
 
 
-@pytest.mark.parametrize("shift", [0, 2])
-def test_window_attention_matches_direct_computation(shift: int) -> None:
+@pytest.mark.parametrize(("shift", "size"), [(0, (8, 8)), (2, (8, 8)), (2, (4, 8)), (1, (4, 4))])
+def test_window_attention_matches_direct_computation(shift: int, size: tuple[int, int]) -> None:
+    # (4, 8) and (4, 4): one window row and/or column, so some window classes are empty
     torch.manual_seed(0)
     attn = WindowAttention(8, 2, 4).eval()
-    x = torch.randn(1, 8, 8, 8)
+    x = torch.randn(2, *size, 8)
     with torch.no_grad():
         got = attn(x, shift=shift)
         want = _reference_window_attention(attn, x, shift)
