@@ -27,7 +27,8 @@ Design choices that differ from a literal reading of the seed, and why:
   per block and put nexus_medium at ~32M parameters, above the seed's ~25M and the 20-30M
   budget. The CAB bottleneck uses HAT's compress ratio 3 for the same reason.
 * Channel self-attention runs inside windows, not over the whole image, so the cost stays linear
-  in pixels and a tile's result depends only on its neighbourhood.
+  in pixels and tiling changes less; the CAB's squeeze-excitation pooling (as in HAT) is the only
+  image-wide operation left.
 
 Reading the hyperparameters back from a state dict (the spandrel detector relies on this table;
 ``L`` = ``layers.{i}``, ``B`` = ``layers.{i}.blocks.{j}``):
