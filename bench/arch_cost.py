@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from nexus_upscaler.core.archs import VARIANTS
+from nexus_upscaler.core.archs import VARIANTS, reparameterize_model
 from torch import nn
 from torch.utils.flop_counter import (
     FlopCounterMode,
@@ -100,6 +100,12 @@ ROWS: list[Row] = [
     *(
         Row(name, lambda fn=fn: fn(scale=4), SEED_ESTIMATES.get(name, ""))
         for name, fn in VARIANTS.items()
+    ),
+    # HyReSR in deploy form (RepConv/PLK branches fused): the training-form rows come from VARIANTS
+    *(
+        Row(f"{name}-deploy", lambda fn=fn: reparameterize_model(fn(scale=4)))
+        for name, fn in VARIANTS.items()
+        if name.startswith("hyresr_")
     ),
     Row("HAT-L", _hat_l, "40.8M"),
     Row("DAT", _dat, "14.8M"),
