@@ -401,9 +401,14 @@ def descriptor_from_state_dict(
     """Detect and build the model of a state dict, turning spandrel's failures into ours.
 
     Mirrors ``ArchRegistry.load`` (first detector in detection order wins) so that the error can
-    name the architecture that recognised the file.
+    name the architecture that recognised the file. Without ``registry``, our architectures are
+    registered with spandrel's main registry first.
     """
-    registry = spandrel.MAIN_REGISTRY if registry is None else registry
+    if registry is None:
+        from .detection import register_with_spandrel
+
+        register_with_spandrel()
+        registry = spandrel.MAIN_REGISTRY
     sd = spandrel.canonicalize_state_dict(dict(state_dict))
     support = next((a for a in registry.architectures("detection") if a.detect(sd)), None)
     if support is None:
