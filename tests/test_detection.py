@@ -273,11 +273,17 @@ def _expected_hyresr(kw: dict, deploy: bool) -> dict:
         out["moe_every"] = 0
         for k in ("experts", "expert_ratio"):
             del out[k]
-    if not kw["overlap"]:
+    if kw["overlap"]:  # a ratio is only observable as the enlarged window it builds
+        out["overlap_ratio"] = _overlap_size(kw["win"], kw["overlap_ratio"])
+    else:
         del out["overlap_ratio"]
     if not kw["plk"]:
         del out["plk_kernel"]
     return out
+
+
+def _overlap_size(win: int, ratio: float) -> int:
+    return win + 2 * max(1, round(win * ratio / 2))
 
 
 def _read_hyresr(cfg: dict, kw: dict) -> dict:
@@ -290,7 +296,9 @@ def _read_hyresr(cfg: dict, kw: dict) -> dict:
         # strict load into the rebuilt model proves that); only unobserved stages may differ.
         out["expert_ratio"] = kw["expert_ratio"]
     out["ffn_ratio"] = kw["ffn_ratio"]
-    if not out["overlap"]:
+    if out["overlap"]:
+        out["overlap_ratio"] = _overlap_size(out["win"], out["overlap_ratio"])
+    else:
         del out["overlap_ratio"]
     if not out["plk"]:
         del out["plk_kernel"]
