@@ -65,6 +65,11 @@ def export_onnx(
     size = sample_size | 1
     sample = torch.rand(1, input_channels, size, size, generator=torch.Generator().manual_seed(0))
     path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        # One eager run first: a model that cannot run fails here with its own error, and the
+        # masks/biases the architectures cache per (shift, device, dtype) enter the graph as
+        # constants instead of being traced op by op.
+        module(sample)
 
     errors: list[str] = []
     order = ["dynamo", "torchscript"] if exporter == "auto" else [exporter]
