@@ -406,6 +406,9 @@ def overlap_windows(x: Tensor, win: int, pad: int) -> Tensor:
     export to ONNX with symbolic H and W (im2col does not).
     """
     b, h, w, c = x.shape
+    # Tells torch.export what the padding guarantees, so symbolic H and W stay symbolic.
+    torch._check(h % win == 0)
+    torch._check(w % win == 0)
     ow = win + 2 * pad
     x = F.pad(x, (0, 0, pad, win, pad, win))  # W then H: pad before, win after
     x = _halo_split(x, win, pad, h)  # (B, nH, ow, W + pad + win, C)
