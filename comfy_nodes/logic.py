@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from spandrel import ImageModelDescriptor, ModelTiling
 
-from ..core import engine, loading, presets
+from ..core import engine, loading, presets, zoo
 
 PRESET = "preset"
 """Dropdown value meaning "keep what the preset says" for an override."""
@@ -49,6 +49,25 @@ def load_upscale_model(path: str | PathLike[str]) -> ImageModelDescriptor:
     """
     descriptor = loading.load_model(path, device="cpu", dtype=torch.float32)
     return descriptor.eval()
+
+
+SHIPPED_SUFFIX = " (shipped with NEXUS)"
+"""Marks the models that ship in the package's ``weights/`` in the loader's list."""
+
+
+def model_choices(upscale_model_files: list[str]) -> list[str]:
+    """The loader's list: our shipped models first (default first), then ComfyUI's files."""
+    shipped = zoo.list_shipped_models()
+    default = zoo.default_model_name()
+    shipped.sort(key=lambda m: (m.name != default, m.name))
+    return [m.name + SHIPPED_SUFFIX for m in shipped] + list(upscale_model_files)
+
+
+def shipped_model_path(choice: str) -> str | None:
+    """The file of a shipped model picked in the loader's list, or None for a ComfyUI file."""
+    if not choice.endswith(SHIPPED_SUFFIX):
+        return None
+    return str(zoo.resolve_model(choice[: -len(SHIPPED_SUFFIX)]))
 
 
 def count_parameters(descriptor: ImageModelDescriptor) -> int:

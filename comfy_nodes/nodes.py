@@ -30,14 +30,15 @@ class NEXUSUpscaleModelLoader(io.ComfyNode):
             display_name="NEXUS Load Upscale Model",
             category=CATEGORY,
             description=(
-                "Loads a NEXUS, HyReSR-MoE or any spandrel upscale model from "
-                "models/upscale_models. The output is ComfyUI's UPSCALE_MODEL, usable by the "
+                "Loads a model shipped with NEXUS Upscaler, or a NEXUS, HyReSR-MoE or any spandrel "
+                "upscale model from models/upscale_models. The output is ComfyUI's UPSCALE_MODEL, usable by the "
                 "built-in upscale node too; info names the architecture, scale, size and "
                 "precisions."
             ),
             inputs=[
                 io.Combo.Input(
-                    "model_name", options=folder_paths.get_filename_list("upscale_models")
+                    "model_name",
+                    options=logic.model_choices(folder_paths.get_filename_list("upscale_models")),
                 ),
             ],
             outputs=[
@@ -48,7 +49,9 @@ class NEXUSUpscaleModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
-        path = folder_paths.get_full_path_or_raise("upscale_models", model_name)
+        path = logic.shipped_model_path(model_name) or folder_paths.get_full_path_or_raise(
+            "upscale_models", model_name
+        )
         descriptor = logic.load_upscale_model(path)
         return io.NodeOutput(descriptor, logic.model_info(descriptor))
 

@@ -77,6 +77,30 @@ def test_loader_reads_our_checkpoint_and_describes_it(nexus_path):
     assert "fp32" in info and "3 -> 3 channels" in info
 
 
+def test_loader_offers_shipped_models_first_and_loads_them(nexus_path, tmp_path, monkeypatch):
+    """The NEXUS loader lists the models in weights/ by name, default first, before ComfyUI's."""
+    import shutil
+
+    from nexus_upscaler.core import zoo
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    shutil.copy(nexus_path, weights / "nexus-x4.safetensors")
+    shutil.copy(nexus_path, weights / "another-x4.safetensors")
+    monkeypatch.setenv(zoo.WEIGHTS_DIR_ENV, str(weights))
+
+    choices = logic.model_choices(["4x-UltraSharp.pth"])
+    assert choices == [
+        "nexus-x4" + logic.SHIPPED_SUFFIX,
+        "another-x4" + logic.SHIPPED_SUFFIX,
+        "4x-UltraSharp.pth",
+    ]
+    assert logic.shipped_model_path("4x-UltraSharp.pth") is None
+    path = logic.shipped_model_path(choices[0])
+    assert Path(path) == weights / "nexus-x4.safetensors"
+    assert logic.load_upscale_model(path).scale == 4
+
+
 def test_loader_reads_any_spandrel_checkpoint(compact_path):
     descriptor = logic.load_upscale_model(compact_path)
     info = logic.model_info(descriptor)
