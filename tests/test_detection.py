@@ -170,7 +170,7 @@ def test_variant_name_is_recorded_for_unmodified_variant(tmp_path):
 
 def test_hyresr_deploy_form_round_trips_and_is_told_apart(tmp_path):
     torch.manual_seed(0)
-    model = hyresr.hyresr_tiny(scale=2, base=8).eval()
+    model = hyresr.hyresr_tiny(scale=2, base=8, depths=(1, 1, 1)).eval()
     fused = hyresr.reparameterize_model(model)
     path = tmp_path / "deploy.safetensors"
     save_model(fused, path)
