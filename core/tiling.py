@@ -113,6 +113,12 @@ def plan_axis(length: int, tile: int, overlap: int, scale: float, align: int = 1
         return AxisPlan(length, scale, (0,), (length,), (), out_length)
     step = max(1, tile - overlap - (align - 1))
     n = 1 + math.ceil((length - tile) / step)
+    # n tiles are needed; make them no longer than n tiles must be, so the model does not run
+    # on more pixels than the overlap asks for (1152 px at tile 512 / overlap 32: 3 x 406, not
+    # 3 x 512)
+    margin = overlap + align - 1
+    snug = math.ceil((length + (n - 1) * margin) / n / align) * align
+    tile = max(min(tile, snug), overlap + align)
     last = (length - tile) // align * align
     starts = sorted({round(i * last / (n - 1)) // align * align for i in range(n)})
     starts[-1] = last
