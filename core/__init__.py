@@ -34,6 +34,7 @@ _LAZY: dict[str, str] = {
     "load_model": "loading",
     "save_model": "loading",
     "read_state_dict": "loading",
+    "read_metadata": "loading",
     "export_onnx": "onnx_export",
     # the engine
     "UpscaleOptions": "engine",

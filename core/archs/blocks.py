@@ -59,7 +59,9 @@ def alibi_bias_2d(num_heads: int, win: int) -> Tensor:
     coords = torch.stack(
         torch.meshgrid(torch.arange(win), torch.arange(win), indexing="ij"), dim=-1
     ).reshape(-1, 2)
-    dist = torch.cdist(coords.double(), coords.double())  # (N, N)
+    # written out rather than torch.cdist, which has no ONNX translation
+    diff = (coords[:, None, :] - coords[None, :, :]).double()
+    dist = diff.pow(2).sum(-1).sqrt()  # (N, N)
     return (-alibi_slopes(num_heads).double()[:, None, None] * dist).float()
 
 
@@ -99,7 +101,8 @@ class LayerNorm2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, C, H, W) -> (B, C, H, W)."""
         x = x.permute(0, 2, 3, 1)
-        x = F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
+        # the weight's shape, not the input's: TorchScript tracing keeps it a constant
+        x = F.layer_norm(x, (self.weight.shape[0],), self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)
 
 
