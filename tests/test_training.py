@@ -113,6 +113,28 @@ def test_resume_continues_at_the_same_step_with_the_same_state(tmp_path: Path) -
     assert resumed.history == pytest.approx(full.history[3:], rel=1e-4)
 
 
+def test_pretrained_weights_start_a_new_schedule(tmp_path: Path) -> None:
+    """``pretrain_network_g`` starts a fresh run (step 0, new optimizer) from saved weights."""
+    from nexus_upscaler.core import save_model
+
+    donor = build_model({**NEXUS_TINY, "scale": 2}, "<test>")
+    weights = tmp_path / "donor.safetensors"
+    save_model(donor, weights)
+    cfg = config_from_dict(
+        {**tiny_config(tmp_path, NEXUS_TINY), "pretrain_network_g": str(weights)}
+    )
+    trainer = Trainer(cfg)
+    assert trainer.step == 0
+    for key, value in donor.state_dict().items():
+        torch.testing.assert_close(trainer.model.state_dict()[key], value, msg=key)
+        torch.testing.assert_close(trainer.ema.module.state_dict()[key], value, msg=key)
+
+    other = {**NEXUS_TINY, "embed_dim": 8}
+    bad = config_from_dict({**tiny_config(tmp_path, other), "pretrain_network_g": str(weights)})
+    with pytest.raises(ConfigError, match="pretrain_network_g.*does not fit network_g"):
+        Trainer(bad)
+
+
 def test_cli_resume_auto_and_already_done(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     cfg = write_toml(
         tmp_path / "c.toml",

@@ -181,6 +181,9 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
     cpu_threads: int = 0  # torch intra-op threads; 0 keeps torch's default (all cores)
     network_g: dict[str, Any] = field(default_factory=dict)
+    # start from these weights (a .safetensors/.pth of the same network_g) to fine-tune or to
+    # run a further schedule; a --resume state takes precedence
+    pretrain_network_g: str = ""
     datasets: Datasets = field(default_factory=Datasets)
     train: Train = field(default_factory=Train)
     logger: Logger = field(default_factory=Logger)

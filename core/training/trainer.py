@@ -118,7 +118,10 @@ class Trainer:
         file = cfg.source or "<config>"
 
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
-        self.model = build_model({**cfg.network_g, "scale": cfg.scale}, file).to(self.device)
+        self.model = build_model({**cfg.network_g, "scale": cfg.scale}, file)
+        if cfg.pretrain_network_g:
+            self._load_pretrained(cfg.pretrain_network_g, file)
+        self.model = self.model.to(self.device)
         self.net: nn.Module = self.model
         if self.dist.enabled:
             # MoE experts that got no token in a step have no gradient: tell DDP to expect it.
@@ -178,6 +181,19 @@ class Trainer:
             self.load(resume)
 
     # --- setup helpers ---
+
+    def _load_pretrained(self, path: str, file: str) -> None:
+        """Initialise the model from a weights file (read safely), which must fit ``network_g``."""
+        from ..loading import read_state_dict
+
+        state = read_state_dict(path)
+        try:
+            self.model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise ConfigError(
+                f"{file}: field 'pretrain_network_g': {path} does not fit network_g: {first}"
+            ) from exc
 
     def _scheduler(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         s = self.cfg.train.scheduler
