@@ -487,6 +487,11 @@ def save_model(
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        # mkstemp makes the file private (0600); a saved model gets the permissions a plain
+        # open() would give it, as the umask says
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

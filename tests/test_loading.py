@@ -267,3 +267,18 @@ def test_contradictory_shapes(tmp_path, compact):
     save_file(sd, path)
     with pytest.raises(InconsistentCheckpointError, match="edited.safetensors.*Compact"):
         load_model(path)
+
+
+def test_saved_model_gets_the_permissions_of_a_plain_file(tmp_path: Path) -> None:
+    """Atomic saving must not leave the model private to its writer (mkstemp's 0600)."""
+    import stat
+
+    from spandrel.architectures.Compact import Compact
+
+    out = tmp_path / "m.safetensors"
+    umask = os.umask(0o022)
+    try:
+        save_model(Compact(num_feat=4, num_conv=1, upscale=2), out)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
