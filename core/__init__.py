@@ -51,26 +51,40 @@ _LAZY: dict[str, str] = {
     "resolve_model": "zoo",
 }
 
-__all__ = sorted(
-    [
-        *_LAZY,
-        "CheckpointError",
-        "CheckpointFormatError",
-        "ConfigError",
-        "ImageError",
-        "ImageReadError",
-        "ImageWriteError",
-        "InconsistentCheckpointError",
-        "ModelNotFoundError",
-        "NexusError",
-        "OutputExistsError",
-        "PresetError",
-        "TileTooSmallError",
-        "UnknownArchitectureError",
-        "UnsafeCheckpointError",
-        "UpscaleCancelled",
-    ]
-)
+__all__ = [
+    "CancelToken",
+    "CheckpointError",
+    "CheckpointFormatError",
+    "ConfigError",
+    "ImageError",
+    "ImageReadError",
+    "ImageWriteError",
+    "InconsistentCheckpointError",
+    "ModelNotFoundError",
+    "NexusError",
+    "OutputExistsError",
+    "PresetError",
+    "TileTooSmallError",
+    "UnknownArchitectureError",
+    "UnsafeCheckpointError",
+    "UpscaleCancelled",
+    "UpscaleOptions",
+    "export_onnx",
+    "get_preset",
+    "list_presets",
+    "list_shipped_models",
+    "load_model",
+    "read_image",
+    "read_metadata",
+    "read_state_dict",
+    "register_with_spandrel",
+    "resolve_model",
+    "save_model",
+    "upscale_array",
+    "upscale_file",
+    "upscale_tensor",
+    "write_image",
+]
 
 
 def __getattr__(name: str) -> Any:
