@@ -319,6 +319,12 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
+        "--tile-sizes",
+        action="store_true",
+        help="the model's cost per pixel by square tile size (best of 4), plain and per useful "
+        "pixel at overlap 32: what the CPU cap on automatic tiles rests on",
+    )
+    p.add_argument(
         "--steady",
         action="store_true",
         help="speed only: engine and ComfyUI-like tiler alternated in this one process after a "
@@ -345,6 +351,21 @@ def main() -> None:
 
     def show(row: dict) -> None:
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+
+    if args.tile_sizes:
+        desc = load_descriptor(weights)
+        best = {size: float("inf") for size in (128, 192, 256, 384, 512)}
+        with torch.inference_mode():
+            for _ in range(4):
+                for size in best:
+                    x = torch.rand(1, 3, size, size)
+                    t0 = time.perf_counter()
+                    desc(x)
+                    best[size] = min(best[size], (time.perf_counter() - t0) / size**2)
+        for size, cost in best.items():
+            useful = cost * (size / (size - 32)) ** 2
+            show({"tile": size, "ns/px": cost * 1e9, "ns/useful px at overlap 32": useful * 1e9})
+        return
 
     if args.steady:
         for name, tile, overlap in (("monarch", 128, 16), ("mosaic", 512, 32)):
