@@ -287,3 +287,11 @@ __all__ = [
     "window_partition",
     "window_reverse",
 ]
+
+
+def is_tracing() -> bool:
+    """True while a graph is being captured (ONNX export, torch.export, torch.compile).
+
+    Caches keyed by Python ints must be bypassed then: H and W are symbolic.
+    """
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()

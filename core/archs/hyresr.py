@@ -56,7 +56,6 @@ Masks, ALiBi biases and sampling grids are non-persistent and cached per module.
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Literal
 
@@ -70,9 +69,13 @@ from .blocks import (
     LayerNorm2d,
     WindowAttention,
     alibi_slopes,
+    is_tracing,
     window_partition,
     window_reverse,
 )
+from .fourier import FourierUnit
+from .moe import TokenMoE
+from .reparam import PLKConv, RepConv, reparameterize_model
 
 Upsampler = Literal["pixelshuffle", "dysample"]
 
@@ -80,14 +83,6 @@ _CACHE_LIMIT = 8
 
 
 # --- small helpers -----------------------------------------------------------------------------
-
-
-def _tracing() -> bool:
-    """True while a graph is being captured (ONNX export, torch.export, torch.compile).
-
-    Caches keyed by Python ints must be bypassed then: H and W are symbolic.
-    """
-    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
 
 
 def _int_buffer(value: int) -> Tensor:
@@ -108,186 +103,7 @@ class SimpleGate(nn.Module):
         return a * b
 
 
-# --- re-parameterizable convolutions -----------------------------------------------------------
-
-
-class RepConv(nn.Module):
-    """3x3 conv with a parallel 1x1 conv (and identity when in == out) during training.
-
-    ``reparameterize()`` folds the branches into ``conv_fused`` (a plain 3x3 conv) and deletes
-    them; the fused key name differs so the two forms cannot be confused on load.
-    x: (B, C_in, H, W) -> (B, C_out, H, W).
-    """
-
-    def __init__(self, in_ch: int, out_ch: int, *, deploy: bool = False) -> None:
-        super().__init__()
-        self.in_ch, self.out_ch = in_ch, out_ch
-        self.has_identity = in_ch == out_ch
-        if deploy:
-            self.conv_fused = nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        else:
-            self.conv3x3 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
-            self.conv1x1 = nn.Conv2d(in_ch, out_ch, 1)
-
-    @property
-    def deployed(self) -> bool:
-        return hasattr(self, "conv_fused")
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.deployed:
-            return self.conv_fused(x)
-        y = self.conv3x3(x) + self.conv1x1(x)
-        return y + x if self.has_identity else y
-
-    @torch.no_grad()
-    def reparameterize(self) -> None:
-        """Fold the branches into one 3x3 conv (idempotent)."""
-        if self.deployed:
-            return
-        w = self.conv3x3.weight.detach().clone()
-        b = self.conv3x3.bias.detach() + self.conv1x1.bias.detach()
-        w[:, :, 1, 1] += self.conv1x1.weight[:, :, 0, 0]
-        if self.has_identity:
-            w[:, :, 1, 1] += torch.eye(self.out_ch, dtype=w.dtype, device=w.device)
-        fused = nn.Conv2d(self.in_ch, self.out_ch, 3, padding=1).to(w.device, w.dtype)
-        fused.weight.copy_(w)
-        fused.bias.copy_(b)
-        del self.conv3x3, self.conv1x1
-        self.conv_fused = fused
-
-
-class PLKConv(nn.Module):
-    """PLK-style partial large-kernel conv (PLKSR) with identity and a 3x3 branch.
-
-    The first ``plk_ch`` channels go through ``x1 + large(x1) + small(x1)``; the rest pass
-    unchanged (concatenated, never written in place). ``reparameterize()`` folds the three into
-    ``conv_fused`` (kernel x kernel). x: (B, C, H, W) -> (B, C, H, W).
-    """
-
-    def __init__(self, dim: int, plk_ch: int, kernel: int, *, deploy: bool = False) -> None:
-        super().__init__()
-        if kernel % 2 == 0 or kernel < 3:
-            raise ValueError(f"plk_kernel must be odd and >= 3, got {kernel}")
-        if not 0 < plk_ch <= dim:
-            raise ValueError(f"plk channels {plk_ch} must be in [1, {dim}]")
-        self.plk_ch, self.kernel = plk_ch, kernel
-        if deploy:
-            self.conv_fused = nn.Conv2d(plk_ch, plk_ch, kernel, padding=kernel // 2)
-        else:
-            self.conv_large = nn.Conv2d(plk_ch, plk_ch, kernel, padding=kernel // 2)
-            self.conv_small = nn.Conv2d(plk_ch, plk_ch, 3, padding=1)
-            # Start close to the identity: the large kernel is small at init.
-            nn.init.normal_(self.conv_large.weight, std=0.02 / kernel)
-
-    @property
-    def deployed(self) -> bool:
-        return hasattr(self, "conv_fused")
-
-    def forward(self, x: Tensor) -> Tensor:
-        x1, x2 = x[:, : self.plk_ch], x[:, self.plk_ch :]
-        if self.deployed:
-            y1 = self.conv_fused(x1)
-        else:
-            y1 = x1 + self.conv_large(x1) + self.conv_small(x1)
-        return torch.cat((y1, x2), dim=1)
-
-    @torch.no_grad()
-    def reparameterize(self) -> None:
-        """Fold identity, 3x3 and large branches into one conv (idempotent)."""
-        if self.deployed:
-            return
-        k, c, mid = self.kernel, self.plk_ch, self.kernel // 2
-        w = self.conv_large.weight.detach().clone()
-        w[:, :, mid - 1 : mid + 2, mid - 1 : mid + 2] += self.conv_small.weight
-        w[:, :, mid, mid] += torch.eye(c, dtype=w.dtype, device=w.device)
-        b = self.conv_large.bias.detach() + self.conv_small.bias.detach()
-        fused = nn.Conv2d(c, c, k, padding=mid).to(w.device, w.dtype)
-        fused.weight.copy_(w)
-        fused.bias.copy_(b)
-        del self.conv_large, self.conv_small
-        self.conv_fused = fused
-
-
 # --- frequency split ---------------------------------------------------------------------------
-
-
-def _dft_mats(n: int, m: int, like: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Real DFT matrices for an (n, m) map: cos/sin along H (n x n) and rfft along W (m x m//2+1).
-
-    Built from ``arange`` so that n, m can stay symbolic in an exported graph.
-    """
-    dev, dt = like.device, torch.float32
-    ih = torch.arange(n, device=dev, dtype=dt)
-    iw = torch.arange(m, device=dev, dtype=dt)
-    kw = torch.arange(m // 2 + 1, device=dev, dtype=dt)
-    ang_h = 2 * math.pi * ih[:, None] * ih[None, :] / n
-    ang_w = 2 * math.pi * iw[:, None] * kw[None, :] / m
-    return torch.cos(ang_h), torch.sin(ang_h), torch.cos(ang_w), torch.sin(ang_w)
-
-
-def rfft2_real(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Orthonormal ``rfft2`` by real matmuls (export path): (B, C, H, W) -> 2 x (B, C, H, W//2+1).
-
-    Equal to ``torch.fft.rfft2(x, norm="ortho")`` (real, imag) up to rounding.
-    """
-    n, m = x.shape[-2], x.shape[-1]
-    ch, sh, cw, sw = _dft_mats(n, m, x)
-    scale = (n * m) ** -0.5
-    ar, ai = x @ cw, -(x @ sw)  # along W: (B, C, H, K)
-    re = ch @ ar + sh @ ai  # along H: e^{-i t} (ar + i ai)
-    im = ch @ ai - sh @ ar
-    return re * scale, im * scale
-
-
-def irfft2_real(re: Tensor, im: Tensor, width: int) -> Tensor:
-    """Inverse of :func:`rfft2_real` for an even ``width``: 2 x (B, C, H, K) -> (B, C, H, W)."""
-    n = re.shape[-2]
-    ch, sh, cw, sw = _dft_mats(n, width, re)
-    scale = (n * width) ** -0.5
-    br = ch @ re - sh @ im  # inverse along H: e^{+i t}
-    bi = ch @ im + sh @ re
-    k = re.shape[-1]
-    # Hermitian weights: DC and Nyquist once, the others twice (width is even here).
-    weight = torch.full((k,), 2.0, device=re.device, dtype=re.dtype)
-    weight[0] = 1.0
-    weight[-1] = 1.0
-    out = (br * weight) @ cw.transpose(0, 1) - (bi * weight) @ sw.transpose(0, 1)
-    return out * scale
-
-
-class FourierUnit(nn.Module):
-    """Global refinement in the frequency domain (FFC / SFHformer style).
-
-    rfft2 -> [real, imag] stacked on channels -> 1x1 conv, GELU, 1x1 conv -> irfft2. Runs in
-    fp32. During ONNX export a real-valued DFT (matmuls) replaces torch.fft.
-    x: (B, C, H, W), W even -> (B, C, H, W) (a residual update; the caller adds it).
-    """
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(2 * dim, 2 * dim, 1)
-        self.act = nn.GELU()
-        self.conv2 = nn.Conv2d(2 * dim, 2 * dim, 1)
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h, w = x.shape[-2], x.shape[-1]
-        xf = x.float()
-        export = _tracing()
-        if export:
-            re, im = rfft2_real(xf)
-        else:
-            f = torch.fft.rfft2(xf, norm="ortho")
-            re, im = f.real, f.imag
-        f = torch.cat((re, im), dim=1)
-        f = self.conv2(self.act(self.conv1(f.to(self.conv1.weight.dtype)))).float()
-        re, im = f.chunk(2, dim=1)
-        if export:
-            y = irfft2_real(re, im, w)
-        else:
-            y = torch.fft.irfft2(torch.complex(re, im), s=(h, w), norm="ortho")
-        return y.to(x.dtype)
 
 
 class FreqSplit(nn.Module):
@@ -476,75 +292,6 @@ class OverlapCrossAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=self._bias(x.device, q.dtype))
         out = self.proj(out.transpose(1, 2).reshape(-1, win * win, c))
         return window_reverse(out, win, h, w)
-
-
-class Expert(nn.Module):
-    """One MoE expert: a small MLP on tokens. x: (N, C) -> (N, C)."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class TokenMoE(nn.Module):
-    """Top-1 token-wise mixture of experts (Switch Transformer routing) on (B, H, W, C) tokens.
-
-    The router runs in fp32. Each expert sees only its own tokens (``nonzero`` +
-    ``index_select``, results written back with ``scatter``), scaled by the gate probability of
-    the chosen expert, which is how the router gets gradients from the reconstruction loss.
-    Selection is ``argmax`` (deterministic) except in training with ``explore`` on, where it
-    samples with Gumbel-max (a warm-up against expert collapse).
-
-    In training mode each forward records the Switch balance loss ``E * sum_e f_e * P_e`` and
-    the token fractions in ``self.last_routing`` (a dict created once in ``__init__``), for
-    :meth:`HyReSR.aux_loss`. Nothing is recorded in eval mode.
-    x: (B, H, W, C) -> (B, H, W, C) (a residual update).
-    """
-
-    def __init__(self, dim: int, experts: int, hidden: int) -> None:
-        super().__init__()
-        if experts < 1:
-            raise ValueError(f"experts must be >= 1, got {experts}")
-        self.num_experts = experts
-        self.norm = nn.LayerNorm(dim)
-        self.router = nn.Linear(dim, experts)
-        nn.init.normal_(self.router.weight, std=0.02)
-        nn.init.zeros_(self.router.bias)
-        self.experts = nn.ModuleList(Expert(dim, hidden) for _ in range(experts))
-        self.explore = False
-        self.last_routing: dict[str, Tensor] = {}
-
-    def forward(self, x: Tensor) -> Tensor:
-        shape = x.shape
-        tokens = self.norm(x).reshape(-1, shape[-1])  # (N, C)
-        logits = F.linear(tokens.float(), self.router.weight.float(), self.router.bias.float())
-        probs = logits.softmax(dim=-1)  # (N, E) fp32
-        if self.training and self.explore:
-            u = torch.rand_like(probs).clamp_(1e-9, 1.0 - 1e-9)
-            choice = (probs.clamp_min(1e-9).log() - torch.log(-torch.log(u))).argmax(dim=-1)
-        else:
-            choice = probs.argmax(dim=-1)  # (N,)
-        gate = probs.gather(1, choice[:, None]).to(tokens.dtype)  # (N, 1)
-        if tokens.is_meta:
-            # Shape-only runs (FLOP counting on "meta") cannot route: any top-1 dispatch costs
-            # one expert pass per token, so equal chunks give the same count.
-            out = torch.cat([e(t) for e, t in zip(self.experts, tokens.chunk(self.num_experts))])
-            return (out * gate).view(shape)
-        out = torch.zeros_like(tokens)
-        for e, expert in enumerate(self.experts):
-            idx = (choice == e).nonzero().squeeze(1)  # tokens of expert e only
-            y = expert(tokens.index_select(0, idx)) * gate.index_select(0, idx)
-            out = out.scatter(0, idx[:, None].expand(-1, shape[-1]), y)
-        if self.training:
-            frac = F.one_hot(choice, self.num_experts).float().mean(dim=0)  # f_e, no gradient
-            self.last_routing["aux_loss"] = self.num_experts * (frac * probs.mean(dim=0)).sum()
-            self.last_routing["fractions"] = frac.detach()
-        return out.view(shape)
 
 
 class NoiseInjection(nn.Module):
@@ -754,7 +501,7 @@ class DySampleHead(nn.Module):
     def _grid(self, h: int, w: int, device: torch.device, dtype: torch.dtype) -> Tensor:
         """Normalized (x, y) of every output pixel's centre in the input: (1, sH, sW, 2)."""
         key = (h, w, str(device), dtype)
-        cached = None if _tracing() else self._grid_cache.get(key)
+        cached = None if is_tracing() else self._grid_cache.get(key)
         if cached is not None:
             return cached
         s = self.scale
@@ -762,7 +509,7 @@ class DySampleHead(nn.Module):
         xs = ((torch.arange(w * s, device=device, dtype=dtype) + 0.5) / (s * w)) * 2 - 1
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         grid = torch.stack((gx, gy), dim=-1)[None]
-        if not _tracing():
+        if not is_tracing():
             if len(self._grid_cache) >= _CACHE_LIMIT:
                 self._grid_cache.clear()
             self._grid_cache[key] = grid
@@ -903,21 +650,6 @@ class HyReSR(nn.Module):
 
     def stem_weight_device(self) -> torch.device:
         return next(self.stem.parameters()).device
-
-
-# --- re-parameterization -----------------------------------------------------------------------
-
-
-def reparameterize_model(model: nn.Module, inplace: bool = False) -> nn.Module:
-    """Fold every re-parameterizable block of ``model`` into its single-conv deploy form.
-
-    With ``inplace=False`` (default) the model is deep-copied first. Idempotent.
-    """
-    target = model if inplace else copy.deepcopy(model)
-    for module in list(target.modules()):
-        if isinstance(module, (RepConv, PLKConv)):
-            module.reparameterize()
-    return target
 
 
 # --- variants ----------------------------------------------------------------------------------
