@@ -7,7 +7,7 @@ cut the image into overlapping tiles (``core.tiling``), run the model on each un
 Around the model call the engine handles: channels (gray image with an RGB model, RGB image with
 a gray model, alpha), the model's size requirements (reflect padding, then cropping), precision
 (auto/fp32/fp16/bf16, with an fp32 redo of any tile whose half-precision output is not finite),
-batching, channels_last and torch.compile on CUDA, the x8 self-ensemble, target scales other
+batching, channels_last tiles, torch.compile on CUDA, the x8 self-ensemble, target scales other
 than the model's, an automatic tile size, and out-of-memory recovery (halve the tile and carry
 on from the tile that failed).
 """
@@ -194,7 +194,10 @@ class _Runner:
         self._fp32_state: dict[str, Tensor] | None = None
         self._restore: tuple[torch.device, torch.dtype] | None = None
         self.fp32_redos = 0
-        self.channels_last = self.device.type == "cuda"
+        # channels_last on every device: oneDNN runs convolutions ~30% faster in it on the CPU
+        # too (Compact x4 on a 406x502 tile: 0.55 s against 0.77 s); a model whose forward
+        # cannot take it (a .view over permuted strides) falls back on its first tile
+        self.channels_last = True
 
     # setup / teardown: the caller's descriptor gets its device and dtype back afterwards
     def __enter__(self) -> _Runner:
@@ -252,7 +255,18 @@ class _Runner:
 
     def _forward(self, x: Tensor) -> Tensor:
         if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+            try:
+                return self._forward_layout(x.contiguous(memory_format=torch.channels_last))
+            except torch.OutOfMemoryError:
+                raise
+            except RuntimeError:
+                # this model cannot run channels_last: plain layout from now on (a real error
+                # raises again below)
+                self.channels_last = False
+                self.module.to(memory_format=torch.contiguous_format)
+        return self._forward_layout(x.contiguous())
+
+    def _forward_layout(self, x: Tensor) -> Tensor:
         if not self.options.tta:
             return self.call_fn(self.compiled, x)
         total = None

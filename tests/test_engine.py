@@ -385,3 +385,22 @@ def test_options_are_validated():
         engine.UpscaleOptions(precision="fp8")
     with pytest.raises(ValueError, match="overlap"):
         engine.UpscaleOptions(overlap=-1)
+
+
+def test_model_that_cannot_take_channels_last_falls_back_to_plain_layout(tmp_path_factory, photo):
+    """Tiles go in channels_last (faster convolutions); a forward that needs the plain layout
+    (a .view across channels and rows) still gets a correct result."""
+    desc = _compact(tmp_path_factory, scale=2, feat=8, conv=2)
+    image = photo[:40, :48]
+    plain = engine.upscale_array(desc, image, engine.UpscaleOptions(tile=32, overlap=16))
+    forward = desc.model.forward
+    layouts = []
+
+    def needs_plain_layout(x):
+        layouts.append(x.is_contiguous())
+        return forward(x.view(x.shape[0], -1).view(x.shape))  # raises on channels_last strides
+
+    desc.model.forward = needs_plain_layout
+    out = engine.upscale_array(desc, image, engine.UpscaleOptions(tile=32, overlap=16))
+    assert layouts[0] is False and layouts[-1] is True  # tried channels_last, then fell back
+    assert np.array_equal(out, plain)
