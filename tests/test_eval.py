@@ -15,14 +15,7 @@ from nexus_upscaler.core.training.metrics import psnr, ssim
 SET5 = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "Set5"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine two OpenMP threads spin-wait on each
-    other and tiny convolutions get ~100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def table_rows(text: str) -> dict[str, list[float]]:
@@ -46,7 +39,6 @@ def test_bicubic_on_set5_matches_the_published_figures(
 
 
 def test_model_row_next_to_bicubic(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    import torch
     from nexus_upscaler.core.archs import nexus_tiny
     from nexus_upscaler.core.loading import save_model
 

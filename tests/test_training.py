@@ -33,14 +33,7 @@ NEXUS_TINY = {
 HYRESR_TINY = {"type": "hyresr_tiny", "base": 8, "depths": [1, 1, 1], "num_heads": [1, 1, 1]}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine two OpenMP threads spin-wait on each
-    other and tiny convolutions get ~100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(tmp_path: Path, network: dict, **train: object) -> dict:

@@ -46,14 +46,19 @@ def _prepare(img: np.ndarray, crop_border: int, y_channel: bool) -> np.ndarray:
     return out
 
 
+def _prepare_pair(
+    output: np.ndarray, reference: np.ndarray, crop_border: int, y_channel: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    if output.shape != reference.shape:
+        raise ValueError(f"shapes differ: {output.shape} vs {reference.shape}")
+    return _prepare(output, crop_border, y_channel), _prepare(reference, crop_border, y_channel)
+
+
 def psnr(
     output: np.ndarray, reference: np.ndarray, crop_border: int = 0, y_channel: bool = True
 ) -> float:
     """PSNR in dB of two uint8 images ``(H, W, 3)`` with a peak of 255."""
-    if output.shape != reference.shape:
-        raise ValueError(f"shapes differ: {output.shape} vs {reference.shape}")
-    a = _prepare(output, crop_border, y_channel)
-    b = _prepare(reference, crop_border, y_channel)
+    a, b = _prepare_pair(output, reference, crop_border, y_channel)
     mse = float(np.mean((a - b) ** 2))
     if mse == 0:
         return float("inf")
@@ -86,10 +91,7 @@ def ssim(
     output: np.ndarray, reference: np.ndarray, crop_border: int = 0, y_channel: bool = True
 ) -> float:
     """SSIM of two uint8 images (11x11 Gaussian window, sigma 1.5; channels averaged)."""
-    if output.shape != reference.shape:
-        raise ValueError(f"shapes differ: {output.shape} vs {reference.shape}")
-    a = _prepare(output, crop_border, y_channel)
-    b = _prepare(reference, crop_border, y_channel)
+    a, b = _prepare_pair(output, reference, crop_border, y_channel)
     if a.ndim == 2:
         a, b = a[..., None], b[..., None]
     values = [
