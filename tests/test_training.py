@@ -106,7 +106,7 @@ def test_resume_continues_at_the_same_step_with_the_same_state(tmp_path: Path) -
     assert resumed.history == pytest.approx(full.history[3:], rel=1e-4)
 
 
-def test_pretrained_weights_start_a_new_schedule(tmp_path: Path) -> None:
+def test_pretrained_floatsstart_a_new_schedule(tmp_path: Path) -> None:
     """``pretrain_network_g`` starts a fresh run (step 0, new optimizer) from saved weights."""
     from nexus_upscaler.core import save_model
 
@@ -126,6 +126,37 @@ def test_pretrained_weights_start_a_new_schedule(tmp_path: Path) -> None:
     bad = config_from_dict({**tiny_config(tmp_path, other), "pretrain_network_g": str(weights)})
     with pytest.raises(ConfigError, match="pretrain_network_g.*does not fit network_g"):
         Trainer(bad)
+
+
+def test_non_strict_pretrain_moves_an_x4_body_into_an_x2_model(tmp_path: Path) -> None:
+    """``pretrain_strict = false``: the body comes from the donor, the head and the int buffers
+    that record the model's own scale stay the new model's; a foreign network is still refused."""
+    from nexus_upscaler.core import save_model
+    from nexus_upscaler.core.loading import load_model
+
+    network = {**NEXUS_TINY, "upsampler": "pixelshuffledirect"}
+    donor = build_model({**network, "scale": 4}, "<test>")
+    weights = tmp_path / "x4.safetensors"
+    save_model(donor, weights)
+    run = {**tiny_config(tmp_path, network), "pretrain_network_g": str(weights)}
+    with pytest.raises(ConfigError, match="does not fit network_g"):
+        Trainer(config_from_dict(run))  # strict by default: the x4 head does not fit
+    trainer = Trainer(config_from_dict({**run, "pretrain_strict": False}))
+    got, theirs = trainer.model.state_dict(), donor.state_dict()
+    floats = [k for k, v in got.items() if v.is_floating_point()]
+    moved = [k for k in floats if got[k].shape == theirs[k].shape]
+    assert sorted(set(floats) - set(moved)) == ["upsample.0.bias", "upsample.0.weight"]
+    for key in moved:
+        torch.testing.assert_close(got[key], theirs[key], msg=key)
+    assert got["upsample.0.weight"].shape[0] == 3 * 2 * 2  # the x2 head, freshly initialised
+    assert int(got["scale_buf"]) == 2
+    trainer.cfg.train.total_iter = 2
+    trainer.train()
+    assert load_model(tmp_path / "run" / "models" / "net_g_ema_2.safetensors").scale == 2
+
+    foreign = {**run, "pretrain_strict": False, "network_g": HYRESR_TINY}
+    with pytest.raises(ConfigError, match=r"only \d+ of the model's \d+ weight tensors"):
+        Trainer(config_from_dict(foreign))
 
 
 def test_cli_resume_auto_and_already_done(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

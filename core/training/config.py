@@ -184,6 +184,9 @@ class TrainConfig:
     # start from these weights (a .safetensors/.pth of the same network_g) to fine-tune or to
     # run a further schedule; a --resume state takes precedence
     pretrain_network_g: str = ""
+    # false: take only the tensors whose name and shape fit (e.g. an x4 model's body for an x2
+    # run) and keep the fresh initialisation of the rest; at least half the tensors must fit
+    pretrain_strict: bool = True
     datasets: Datasets = field(default_factory=Datasets)
     train: Train = field(default_factory=Train)
     logger: Logger = field(default_factory=Logger)

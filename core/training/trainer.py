@@ -183,10 +183,38 @@ class Trainer:
     # --- setup helpers ---
 
     def _load_pretrained(self, path: str, file: str) -> None:
-        """Initialise the model from a weights file (read safely), which must fit ``network_g``."""
+        """Initialise the model from a weights file (read safely).
+
+        Strict (the default): the file must fit ``network_g`` exactly. Not strict: tensors whose
+        name and shape fit are taken, the rest keep their fresh initialisation, and the run says
+        which ones; a file that fits less than half the model is still refused (wrong network).
+        """
         from ..loading import read_state_dict
 
         state = read_state_dict(path)
+        if not self.cfg.pretrain_strict:
+            # Only weights move: integer buffers record this model's own hyperparameters (an x4
+            # donor's scale_buf must not turn an x2 model into one that says it is x4).
+            own = self.model.state_dict()
+            weights = {k for k, v in own.items() if v.is_floating_point()}
+            fits = {
+                k: v
+                for k, v in state.items()
+                if k in weights and v.is_floating_point() and v.shape == own[k].shape
+            }
+            if len(fits) * 2 < len(weights):
+                raise ConfigError(
+                    f"{file}: field 'pretrain_network_g': {path} does not fit network_g: only "
+                    f"{len(fits)} of the model's {len(weights)} weight tensors match by name "
+                    "and shape"
+                )
+            fresh = sorted(weights - set(fits))
+            if self.dist.main and fresh:
+                shown = ", ".join(fresh[:6]) + (", ..." if len(fresh) > 6 else "")
+                tqdm.write(
+                    f"pretrain_network_g: {len(fits)} tensors loaded, {len(fresh)} fresh: {shown}"
+                )
+            state = {**own, **fits}
         try:
             self.model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
