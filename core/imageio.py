@@ -166,9 +166,13 @@ def _read(path: Path) -> LoadedImage:
         else:
             notes.append(f"16-bit {mode} read as 8-bit (Pillow cannot read its low bytes)")
     elif rawmode is not None and rawmode.startswith("LA;16"):
-        # Pillow opens 16-bit gray+alpha as RGBA from the high bytes, with no way to the low ones
-        array = array[:, :, [0, 3]]
-        notes.append("16-bit gray+alpha read as 8-bit (Pillow keeps only the high bytes)")
+        # Pillow opens 16-bit gray+alpha as RGBA from the high bytes only
+        wide = _read_gray_alpha16(path, rawmode) if fmt == "PNG" else None
+        if wide is not None:
+            array = wide
+        else:
+            array = array[:, :, [0, 3]]
+            notes.append("16-bit gray+alpha read as 8-bit (Pillow keeps only the high bytes)")
 
     icc = info.get("icc_profile") or None
     if mode == "CMYK":
@@ -228,6 +232,22 @@ def _read_wide(path: Path, rawmode: str) -> np.ndarray | None:
     if hi.shape != lo.shape:
         return None
     return (hi.astype(np.uint16) << 8) | lo.astype(np.uint16)
+
+
+def _read_gray_alpha16(path: Path, rawmode: str) -> np.ndarray | None:
+    """16-bit gray+alpha PNG: its 4 bytes per pixel decoded as if they were 8-bit RGBA.
+
+    PNG filters work on whole bytes with the same 4-byte pixel stride either way, so Pillow's
+    C decoder undoes them and hands back the samples' bytes: (gray hi, gray lo, alpha hi, alpha lo).
+    """
+    with Image.open(path) as im:
+        im.tile = [_swap_rawmode(t, rawmode, "RGBA") for t in im.tile]
+        try:
+            im.load()
+        except (OSError, ValueError):
+            return None
+        raw = np.asarray(im).astype(np.uint16)
+    return np.stack([(raw[..., 0] << 8) | raw[..., 1], (raw[..., 2] << 8) | raw[..., 3]], axis=-1)
 
 
 def _swap_rawmode(tile: ImageFile._Tile, old: str, new: str) -> ImageFile._Tile:

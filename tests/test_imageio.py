@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -83,6 +85,46 @@ def test_16_bit_png_written_by_pillow_is_read_16_bit(tmp_path):
     loaded = read_image(path)
     assert loaded.bit_depth == 16 and loaded.is_gray
     np.testing.assert_array_equal(loaded.array[:, :, 0], gray)
+
+
+def _png_gray_alpha16(path, array):
+    """A 16-bit gray+alpha PNG whose rows cycle through all five PNG filters (bpp 4)."""
+    h, w, _ = array.shape
+    raw = array.astype(">u2").view(np.uint8).reshape(h, w * 4).astype(np.int16)
+    rows = []
+    for y in range(h):
+        cur = raw[y]
+        up = raw[y - 1] if y else np.zeros_like(cur)
+        left = np.concatenate([np.zeros(4, np.int16), cur[:-4]])
+        upleft = np.concatenate([np.zeros(4, np.int16), up[:-4]])
+        p = left + up - upleft
+        pa, pb, pc = abs(p - left), abs(p - up), abs(p - upleft)
+        paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
+        kind = y % 5
+        pred = [0, left, up, (left + up) // 2, paeth][kind]
+        rows.append(bytes([kind]) + ((cur - pred) % 256).astype(np.uint8).tobytes())
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
+    body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body + chunk(b"IEND", b""))
+
+
+def test_16_bit_gray_alpha_png_keeps_all_16_bits(tmp_path):
+    """Pillow opens 16-bit gray+alpha from the high bytes only; we read every bit, whatever
+    filter each row was written with, and write it back 16-bit."""
+    array = RNG.integers(0, 65536, (11, 13, 2), dtype=np.uint16)
+    path = tmp_path / "la16.png"
+    _png_gray_alpha16(path, array)
+    assert Image.open(path).mode == "RGBA"  # what Pillow alone makes of it
+    loaded = read_image(path)
+    assert loaded.array.dtype == np.uint16 and loaded.notes == []
+    np.testing.assert_array_equal(loaded.array, array)
+    out = tmp_path / "out.png"
+    write_image(out, loaded.array, loaded.metadata)
+    np.testing.assert_array_equal(read_image(out).array, array)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
