@@ -108,7 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help='added to output names (default "_x<scale>", e.g. photo_x4.png)',
     )
-    out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    exists = out.add_mutually_exclusive_group()
+    exists.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    exists.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave inputs whose output exists alone (re-run an interrupted batch)",
+    )
 
     misc = p.add_argument_group("other")
     misc.add_argument("--list-models", action="store_true", help="list shipped models and exit")
@@ -323,6 +329,7 @@ def _upscale_all(args, options, descriptor, files, missing, suffix) -> int:
     for spec, reason in failures:
         _error(f"{spec}: {reason}")
     written: list[Path] = []
+    skipped: list[Path] = []
     planned: set[Path] = set()
     single = len(files) == 1 and not missing
     started = time.perf_counter()
@@ -345,6 +352,13 @@ def _upscale_all(args, options, descriptor, files, missing, suffix) -> int:
             if key in planned:
                 raise _Collision(f"{target}: another input in this run already writes this file")
             planned.add(key)
+            if (
+                args.skip_existing
+                and target.exists()
+                and key != Path(os.path.normcase(file.resolve()))
+            ):
+                skipped.append(target)
+                continue
             result = upscale_file(
                 descriptor,
                 file,
@@ -376,8 +390,11 @@ def _upscale_all(args, options, descriptor, files, missing, suffix) -> int:
     files_bar.close()
 
     seconds = time.perf_counter() - started
-    summary = f"{len(written)} written, {len(failures)} failed in {seconds:.1f} s"
-    if len(written) == 1 and not failures:
+    counts = [f"{len(written)} written"]
+    if skipped:
+        counts.append(f"{len(skipped)} skipped (output exists)")
+    summary = ", ".join([*counts, f"{len(failures)} failed"]) + f" in {seconds:.1f} s"
+    if len(written) == 1 and not failures and not skipped:
         summary = f"wrote {written[0]} in {seconds:.1f} s"
     print(summary, file=sys.stderr if failures else sys.stdout)
     for name, reason in failures:

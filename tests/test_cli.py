@@ -88,6 +88,22 @@ def test_glob_and_refusing_to_overwrite(tmp_path, model_path, capsys):
     assert (tmp_path / "p0_x2.png").read_bytes() == first
 
 
+def test_skip_existing_resumes_a_batch(tmp_path, model_path, capsys):
+    """--skip-existing re-runs a batch without touching outputs already there."""
+    for i in range(3):
+        Image.fromarray(picture(seed=i)).save(tmp_path / f"p{i}.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "p1_x2.png").write_bytes(b"done earlier")
+    assert run("p*.png", "-o", "out/", "--model", str(model_path), "--skip-existing") == 0
+    assert "2 written, 1 skipped (output exists), 0 failed" in capsys.readouterr().out
+    assert (tmp_path / "out" / "p1_x2.png").read_bytes() == b"done earlier"
+    assert Image.open(tmp_path / "out" / "p2_x2.png").size == (60, 40)
+    with pytest.raises(SystemExit):  # one or the other
+        run("p0.png", "--model", str(model_path), "--skip-existing", "--overwrite")
+    # an output named like its input is still refused, not silently skipped
+    assert run("p0.png", "-o", "p0.png", "--model", str(model_path), "--skip-existing") == 1
+
+
 def test_interrupt_leaves_no_partial_file(tmp_path, model_path, monkeypatch):
     Image.fromarray(picture(100, 100)).save(tmp_path / "a.png")
 
