@@ -17,7 +17,7 @@ from PySide6.QtGui import QImage
 
 from .queue_model import QueueModel, Status
 from .settings import AppSettings, Choices
-from .worker import BatchWorker, CompareTask, Job, ThumbnailTask, error_reason
+from .worker import BatchWorker, CompareTask, Job, ModelTask, ThumbnailTask
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class Controller(QObject):
     """State of one window. Signals carry everything the window shows."""
 
     model_changed = Signal(object)  # ModelInfo | None
+    model_loading = Signal(bool)  # True when a model starts loading, False when that ends
     running_changed = Signal(bool)
     total_progress = Signal(int, str)  # percent of the batch, ETA text
     message = Signal(str)  # a one-line status for the status bar
@@ -88,6 +89,10 @@ class Controller(QObject):
         self._batch_pool.setMaxThreadCount(1)
         self._aux_pool = QThreadPool(self)  # thumbnails and comparison images
         self._aux_pool.setMaxThreadCount(1)
+        self._model_pool = QThreadPool(self)  # one load at a time, the newest request wins
+        self._model_pool.setMaxThreadCount(1)
+        self._model_request = 0
+        self._loading_spec: str | None = None
         self._worker: BatchWorker | None = None
         self._token: Any = None
         self._batch_keys: list[int] = []
@@ -143,17 +148,29 @@ class Controller(QObject):
 
     # --- model ---------------------------------------------------------------------------------
 
-    def open_model(self, spec: str) -> ModelInfo:
-        """Load a shipped model (by name) or any checkpoint spandrel reads (by path).
+    @property
+    def loading(self) -> bool:
+        return self._loading_spec is not None
 
-        Raises the core's ``CheckpointError`` family or ``ModelNotFoundError``; the choice is
+    def load_model(self, spec: str) -> None:
+        """Load a shipped model (by name) or any checkpoint spandrel reads (by path), in the
+        background. ``model_changed`` follows on success, a message on failure, and
+        ``model_loading(False)`` either way; a later request supersedes this one. The choice is
         remembered only when loading succeeds.
         """
-        from ..core.loading import load_model
-        from ..core.zoo import resolve_model
+        self._model_request += 1
+        self._loading_spec = spec
+        task = ModelTask(self._model_request, spec)
+        task.signals.loaded.connect(self._on_model_loaded)
+        task.signals.failed.connect(self._on_model_failed)
+        self.model_loading.emit(True)
+        self.message.emit(f"Loading {Path(spec).name}...")
+        self._model_pool.start(task)
 
-        path = resolve_model(spec)
-        descriptor = load_model(path, device="cpu")
+    def _on_model_loaded(self, request: int, path: Path, descriptor: Any) -> None:
+        if request != self._model_request:
+            return  # the user has asked for another model since
+        spec, self._loading_spec = self._loading_spec or str(path), None
         info = ModelInfo(
             name=spec if spec != str(path) else path.name,
             architecture=descriptor.architecture.name,
@@ -165,17 +182,15 @@ class Controller(QObject):
         self.save_choices()
         self._update_scale()
         self.model_changed.emit(info)
-        return info
-
-    def try_open_model(self, spec: str) -> bool:
-        """``open_model`` that reports failure as a message (for the window)."""
-        try:
-            info = self.open_model(spec)
-        except Exception as exc:  # noqa: BLE001 (any unreadable checkpoint is a user message)
-            self.message.emit(f"Could not load model {spec}: {error_reason(exc)}")
-            return False
+        self.model_loading.emit(False)
         self.message.emit(f"Loaded {info.name}: {info.summary()}.")
-        return True
+
+    def _on_model_failed(self, request: int, reason: str) -> None:
+        if request != self._model_request:
+            return
+        spec, self._loading_spec = self._loading_spec, None
+        self.model_loading.emit(False)
+        self.message.emit(f"Could not load model {spec}: {reason}")
 
     def _update_scale(self) -> None:
         scale = self.choices.target_scale or (self.model_info.scale if self.model_info else None)
@@ -281,6 +296,9 @@ class Controller(QObject):
         """Upscale every queued image that is not done yet. Returns False if nothing started."""
         if self.running:
             return False
+        if self.loading:
+            self.message.emit("The model is still loading; start again when it is ready.")
+            return False
         if self._descriptor is None:
             self.message.emit("Choose a model first (the model picker, or Open model...).")
             return False
@@ -335,6 +353,7 @@ class Controller(QObject):
         self.cancel()
         self._batch_pool.waitForDone()
         self._aux_pool.waitForDone()
+        self._model_pool.waitForDone()
 
     def _emit_total(self) -> None:
         total = max(1, len(self._batch_keys))

@@ -245,6 +245,7 @@ class MainWindow(QMainWindow):
         panel.browse_output_requested.connect(self.browse_output)
 
         c.model_changed.connect(self._show_model)
+        c.model_loading.connect(self._on_model_loading)
         c.running_changed.connect(self._on_running)
         c.total_progress.connect(self._on_total_progress)
         c.message.connect(lambda text: self.statusBar().showMessage(text, 15000))
@@ -258,13 +259,13 @@ class MainWindow(QMainWindow):
         self.side_panel.set_presets([(p.name, p.description) for p in list_presets()])
         self.side_panel.apply_choices(c.choices)
         if c.choices.model:
-            c.try_open_model(c.choices.model)
+            c.load_model(c.choices.model)
         else:
             from ..core.zoo import default_model_name
 
             default = default_model_name()
             if default:
-                c.try_open_model(default)
+                c.load_model(default)
         self._refresh_models()
         for key, splitter in (("main", self.main_splitter), ("left", self.left_splitter)):
             state = c.settings.load_bytes(f"{key}_splitter")
@@ -312,9 +313,9 @@ class MainWindow(QMainWindow):
         else:
             self._refresh_models()  # put the picker back on the current model
 
-    def open_model_file(self, path: str | Path) -> bool:
+    def open_model_file(self, path: str | Path) -> None:
         """What "Open model..." does with the chosen file (tests call it directly)."""
-        return self._choose_model(str(Path(path).expanduser().resolve()))
+        self._choose_model(str(Path(path).expanduser().resolve()))
 
     def browse_output(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Output folder")
@@ -324,14 +325,8 @@ class MainWindow(QMainWindow):
 
     # --- reacting to the controller -------------------------------------------------------------
 
-    def _choose_model(self, spec: str) -> bool:
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            ok = self.controller.try_open_model(spec)
-        finally:
-            QApplication.restoreOverrideCursor()
-        self._refresh_models()
-        return ok
+    def _choose_model(self, spec: str) -> None:
+        self.controller.load_model(spec)  # in the background; the window stays responsive
 
     def _choose_preset(self, name: str) -> None:
         self.controller.choose_preset(name)
@@ -352,9 +347,18 @@ class MainWindow(QMainWindow):
     def _show_model(self, info: ModelInfo | None) -> None:
         self.side_panel.model_info.setText(info.summary() if info else "No model loaded")
 
+    def _on_model_loading(self, loading: bool) -> None:
+        if loading:
+            self.side_panel.model_info.setText("Loading...")
+        else:
+            self._refresh_models()  # the picker shows the model now loaded (or still loaded)
+            self._show_model(self.controller.model_info)
+        self._on_running(self.controller.running)
+
     def _on_running(self, running: bool) -> None:
-        self.start_button.setEnabled(not running)
-        self.start_action.setEnabled(not running)
+        ready = not running and not self.controller.loading
+        self.start_button.setEnabled(ready)
+        self.start_action.setEnabled(ready)
         self.cancel_button.setEnabled(running)
         self.remove_button.setEnabled(not running)
         self.clear_done_button.setEnabled(not running)

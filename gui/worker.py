@@ -1,4 +1,4 @@
-"""Work off the GUI thread: the batch upscale, thumbnails and comparison images.
+"""Work off the GUI thread: the batch upscale, model loading, thumbnails and comparison images.
 
 Each task is a ``QRunnable`` with a separate signals ``QObject`` (a runnable cannot emit).
 Signals cross to the GUI thread as queued connections; tasks build ``QImage`` only, the GUI
@@ -110,6 +110,35 @@ class BatchWorker(QRunnable):
             else:
                 signals.item_done.emit(job.key, str(job.output_path))
         signals.finished.emit(cancelled)
+
+
+class ModelSignals(QObject):
+    loaded = Signal(int, object, object)  # request number, checkpoint path, ModelDescriptor
+    failed = Signal(int, str)  # request number, reason
+
+
+class ModelTask(QRunnable):
+    """Resolves a model name or path and loads the checkpoint (safely, on the CPU).
+
+    A large checkpoint takes seconds to read and build; the window stays responsive meanwhile.
+    """
+
+    def __init__(self, request: int, spec: str) -> None:
+        super().__init__()
+        self.signals = ModelSignals()
+        self._request, self._spec = request, spec
+
+    def run(self) -> None:
+        from ..core.loading import load_model
+        from ..core.zoo import resolve_model
+
+        try:
+            path = resolve_model(self._spec)
+            descriptor = load_model(path, device="cpu")
+        except Exception as exc:  # noqa: BLE001 (any unreadable checkpoint is a user message)
+            self.signals.failed.emit(self._request, error_reason(exc))
+        else:
+            self.signals.loaded.emit(self._request, path, descriptor)
 
 
 def read_qimage(path: Path, scaled_to: QSize | None = None) -> QImage:

@@ -85,6 +85,15 @@ def statuses(window):
     return [item.status for item in window.controller.queue.items()]
 
 
+def open_model(qtbot, window, path) -> bool:
+    """Open a checkpoint as "Open model..." does and wait for the background load to end."""
+    with qtbot.waitSignal(
+        window.controller.model_loading, timeout=RUN_TIMEOUT_MS, check_params_cb=lambda on: not on
+    ):
+        window.open_model_file(path)
+    return window.statusBar().currentMessage().startswith("Loaded ")
+
+
 def start_and_wait(qtbot, window):
     with qtbot.waitSignal(window.controller.batch_finished, timeout=RUN_TIMEOUT_MS) as blocker:
         qtbot.mouseClick(window.start_button, Qt.MouseButton.LeftButton)
@@ -116,7 +125,7 @@ def test_run_writes_outputs_of_the_right_size_beside_the_inputs(
     a = write_png(tmp_path / "in" / "a.png", 40, 30, seed=1)
     b = write_png(tmp_path / "in" / "b.png", 17, 23, seed=2)
     before = a.read_bytes()
-    assert window.open_model_file(tiny_model)
+    assert open_model(qtbot, window, tiny_model)
     assert "2×" in window.side_panel.model_info.text()
     assert "RealESRGAN Compact" in window.side_panel.model_info.text()
     drop(window, [a, b])
@@ -148,7 +157,7 @@ def test_cancel_mid_batch_leaves_no_partial_file_and_cancels_the_rest(
     qtbot, window, tmp_path, tiny_model
 ):
     inputs = [write_png(tmp_path / "in" / f"{n}.png", 96, 96, seed=n) for n in range(3)]
-    assert window.open_model_file(tiny_model)
+    assert open_model(qtbot, window, tiny_model)
     window.side_panel.advanced_toggle.setChecked(True)
     window.side_panel.tile_spin.setValue(32)  # 9 tiles per image: cancel lands mid-image
     window.side_panel.overlap_spin.setValue(8)
@@ -189,7 +198,7 @@ def test_a_corrupt_image_fails_only_its_own_row(qtbot, window, tmp_path, tiny_mo
     broken = tmp_path / "in" / "b.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"definitely not image data" * 4)
     good_2 = write_png(tmp_path / "in" / "c.png", 16, 12, seed=3)
-    assert window.open_model_file(tiny_model)
+    assert open_model(qtbot, window, tiny_model)
     drop(window, [good_1, broken, good_2])
     assert window.controller.queue.size_text(window.controller.queue.item(1)) == "?"
 
@@ -205,16 +214,46 @@ def test_a_corrupt_image_fails_only_its_own_row(qtbot, window, tmp_path, tiny_mo
 def test_an_unloadable_model_is_reported_and_not_remembered(qtbot, window, tmp_path):
     bad = tmp_path / "photo.safetensors"
     bad.write_bytes(b"not a checkpoint")
-    assert not window.open_model_file(bad)
+    assert not open_model(qtbot, window, bad)
     assert "Could not load model" in window.statusBar().currentMessage()
     assert window.controller.choices.recent_models == []
     assert not window.controller.start()  # no model: nothing starts
 
 
+def test_a_slow_model_load_leaves_the_window_responsive(
+    qtbot, window, tmp_path, tiny_model, monkeypatch
+):
+    """A checkpoint loads off the GUI thread: the window takes drops meanwhile, and Start
+    waits until the model is there."""
+    import nexus_upscaler.core.loading as loading
+
+    release = threading.Event()
+    real_load = loading.load_model
+
+    def slow_load(*args, **kwargs):
+        release.wait(10)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(loading, "load_model", slow_load)
+    window.open_model_file(tiny_model)  # returns at once
+    assert window.controller.loading and not window.start_button.isEnabled()
+    assert window.side_panel.model_info.text() == "Loading..."
+    drop(window, [write_png(tmp_path / "in" / "a.png", 12, 10)])
+    assert window.controller.queue.rowCount() == 1
+    assert not window.controller.start()
+    assert "still loading" in window.statusBar().currentMessage()
+
+    with qtbot.waitSignal(window.controller.model_loading, timeout=RUN_TIMEOUT_MS):
+        release.set()
+    assert window.start_button.isEnabled() and window.controller.model_info.scale == 2
+    assert start_and_wait(qtbot, window) is False
+    assert Image.open(tmp_path / "in" / "upscaled" / "a_upscaled.png").size == (24, 20)
+
+
 def test_settings_survive_closing_and_reopening(qtbot, tmp_path, tiny_model):
     first = make_window(qtbot, tmp_path)
     panel = first.side_panel
-    assert first.open_model_file(tiny_model)
+    assert open_model(qtbot, first, tiny_model)
     panel.format_combo.setCurrentIndex(panel.format_combo.findData("webp"))
     panel.quality_spin.setValue(80)
     panel.tile_spin.setValue(256)
@@ -234,8 +273,8 @@ def test_settings_survive_closing_and_reopening(qtbot, tmp_path, tiny_model):
     assert panel.target_scale_spin.value() == 3.0
     assert panel.suffix_edit.text() == "_big"
     assert panel.overwrite_combo.currentData() == "fail"
-    # the model is reopened and listed among the recent ones
-    assert second.controller.model_info is not None
+    # the model is reopened (in the background) and listed among the recent ones
+    qtbot.waitUntil(lambda: second.controller.model_info is not None, timeout=RUN_TIMEOUT_MS)
     assert panel.model_combo.currentData() == str(tiny_model)
     assert "2×" in panel.model_info.text()
     options = second.controller.options()
@@ -245,7 +284,7 @@ def test_settings_survive_closing_and_reopening(qtbot, tmp_path, tiny_model):
 def test_closing_the_window_cancels_and_waits_for_the_worker(qtbot, tmp_path, tiny_model):
     window = make_window(qtbot, tmp_path)
     inputs = [write_png(tmp_path / "in" / f"{n}.png", 96, 96, seed=n) for n in range(2)]
-    assert window.open_model_file(tiny_model)
+    assert open_model(qtbot, window, tiny_model)
     window.side_panel.tile_spin.setValue(32)
     window.side_panel.overlap_spin.setValue(8)
     drop(window, inputs)
@@ -274,7 +313,7 @@ def test_closing_the_window_cancels_and_waits_for_the_worker(qtbot, tmp_path, ti
 
 def test_keyboard_delete_removes_and_ctrl_enter_starts(qtbot, window, tmp_path, tiny_model):
     inputs = [write_png(tmp_path / "in" / f"{n}.png", 16, 16, seed=n) for n in range(3)]
-    assert window.open_model_file(tiny_model)
+    assert open_model(qtbot, window, tiny_model)
     drop(window, inputs)
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
