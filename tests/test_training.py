@@ -106,7 +106,7 @@ def test_resume_continues_at_the_same_step_with_the_same_state(tmp_path: Path) -
     assert resumed.history == pytest.approx(full.history[3:], rel=1e-4)
 
 
-def test_pretrained_floatsstart_a_new_schedule(tmp_path: Path) -> None:
+def test_pretrained_weights_start_a_new_schedule(tmp_path: Path) -> None:
     """``pretrain_network_g`` starts a fresh run (step 0, new optimizer) from saved weights."""
     from nexus_upscaler.core import save_model
 
