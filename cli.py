@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale",
         metavar="X",
         type=float,
-        help="output scale if not the model's (x2 with a x4 model: downscaled; x8: two passes)",
+        help="output scale if not the model's (x2 with a x4 model: downscaled; x8: two passes); "
+        "with no --model, the shipped model of that scale when there is one",
     )
     eng.add_argument(
         "--alpha",
@@ -294,7 +295,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         _error(f"-o {args.output} names one file, but there are several inputs; give a folder")
         return EXIT_USAGE
 
-    descriptor = _load(args.model, options.device)
+    descriptor = _load(args.model, options.device, args.scale)
     scale = options.target_scale or descriptor.scale
     suffix = args.suffix if args.suffix is not None else f"_x{scale:g}"
     return _upscale_all(args, options, descriptor, files, missing, suffix)
@@ -310,12 +311,14 @@ def _names_a_file(output: str) -> bool:
     )
 
 
-def _load(model: str | None, device: str):
-    """The model descriptor for ``--model`` (a path or a shipped name; None: the default)."""
+def _load(model: str | None, device: str, scale: float | None = None):
+    """The model descriptor for ``--model`` (a path or a shipped name; None: the default, the
+    shipped model of scale ``--scale`` when there is one)."""
     from .core.loading import load_model
     from .core.zoo import resolve_model
 
-    return load_model(resolve_model(model), device=device)
+    native = int(scale) if scale is not None and float(scale).is_integer() else None
+    return load_model(resolve_model(model, scale=native), device=device)
 
 
 def _upscale_all(args, options, descriptor, files, missing, suffix) -> int:

@@ -84,10 +84,23 @@ def list_shipped_models(directory: str | os.PathLike[str] | None = None) -> list
     return models
 
 
-def default_model_name(directory: str | os.PathLike[str] | None = None) -> str | None:
-    """``nexus-x4`` when it ships; else the only shipped model if there is exactly one; else None."""
+def default_model_name(
+    directory: str | os.PathLike[str] | None = None, scale: int | None = None
+) -> str | None:
+    """The model to use when none is named.
+
+    With ``scale``: a shipped model of that native scale, ``nexus-x<scale>`` first (so asking
+    for x2 runs the x2 model instead of the x4 one and a downscale); when none ships at that
+    scale, the overall default. Overall: ``nexus-x4`` when it ships; else the only shipped
+    model if there is exactly one; else None.
+    """
     models = list_shipped_models(directory)
     names = [m.name for m in models]
+    if scale is not None:
+        native = [m.name for m in models if m.scale == scale]
+        if native:
+            family = f"nexus-x{scale}"
+            return family if family in native else native[0]
     if DEFAULT_MODEL in names:
         return DEFAULT_MODEL
     return names[0] if len(names) == 1 else None
@@ -96,8 +109,10 @@ def default_model_name(directory: str | os.PathLike[str] | None = None) -> str |
 def resolve_model(
     name_or_path: str | os.PathLike[str] | None = None,
     directory: str | os.PathLike[str] | None = None,
+    scale: int | None = None,
 ) -> Path:
-    """The checkpoint file for a path, or for the name of a shipped model (None: the default).
+    """The checkpoint file for a path, or for the name of a shipped model (None: the default,
+    for ``scale`` if given; see :func:`default_model_name`).
 
     Raises ModelNotFoundError saying what exists, and plainly that no trained weights ship yet
     when the weights folder is empty.
@@ -105,7 +120,7 @@ def resolve_model(
     folder = Path(directory) if directory is not None else weights_dir()
     models = list_shipped_models(folder)
     if name_or_path is None:
-        name = default_model_name(folder)
+        name = default_model_name(folder, scale)
         if name is None:
             raise ModelNotFoundError(_nothing_to_default(models, folder))
         name_or_path = name

@@ -171,6 +171,30 @@ def test_shipped_default_model_is_used_and_listed(tmp_path, model_path, capsys):
     assert "nexus-x4" in listing and "x2" in listing and "(default)" in listing
 
 
+def test_scale_without_a_model_runs_the_shipped_model_of_that_scale(tmp_path):
+    """``--scale 2`` with no ``--model`` runs the shipped x2 model, not the x4 default and a
+    downscale. Here the x2 model is the identity up to nearest upscaling (all weights zero) and
+    the x4 one brightens everything, so the output shows which one ran."""
+    from nexus_upscaler.core.loading import load_model
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name, scale, bias in [("nexus-x4", 4, 0.5), ("nexus-x2", 2, 0.0)]:
+        net = Compact(num_feat=8, num_conv=1, upscale=scale)
+        state = {k: torch.zeros_like(v) for k, v in net.state_dict().items()}
+        last = [k for k in state if k.endswith(".bias")][-1]
+        state[last] += bias
+        save_file(state, str(tmp_path / f"{name}.pth"))
+        save_model(load_model(tmp_path / f"{name}.pth"), weights / f"{name}.safetensors")
+    src = picture()
+    Image.fromarray(src).save(tmp_path / "a.png")
+    assert run("a.png", "--scale", "2") == 0
+    out = np.asarray(Image.open(tmp_path / "a_x2.png")).astype(int)
+    assert np.abs(out - src.repeat(2, 0).repeat(2, 1)).max() <= 1
+    assert run("a.png") == 0  # the default is still the x4 model
+    assert np.asarray(Image.open(tmp_path / "a_x4.png")).mean() > src.mean() + 60
+
+
 def test_list_presets_and_bad_preset(tmp_path, capsys):
     assert main(["--list-presets"]) == 0
     out = capsys.readouterr().out

@@ -157,3 +157,22 @@ def test_shipped_models_are_listed_from_their_metadata(tmp_path, model, model_pa
     assert resolve_model(str(model_path), weights) == model_path
     with pytest.raises(ModelNotFoundError, match="nexus-x4, other"):
         resolve_model("missing", weights)
+
+
+def test_a_requested_scale_picks_the_shipped_model_of_that_scale(tmp_path):
+    """Asking for x2 with no model named runs a native x2 model, not x4 and a downscale;
+    ``nexus-x<scale>`` wins over other models of that scale, and a scale nothing ships at
+    falls back to the default."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name, scale in [("nexus-x4", 4), ("a-x2", 2), ("nexus-x2", 2), ("b-x3", 3)]:
+        path = tmp_path / f"{name}.pth"
+        save_file(Compact(num_feat=8, num_conv=1, upscale=scale).state_dict(), str(path))
+        save_model(load_model(path), weights / f"{name}.safetensors")
+    assert default_model_name(weights) == "nexus-x4"
+    assert default_model_name(weights, scale=4) == "nexus-x4"
+    assert default_model_name(weights, scale=2) == "nexus-x2"
+    assert default_model_name(weights, scale=3) == "b-x3"
+    assert default_model_name(weights, scale=8) == "nexus-x4"
+    assert resolve_model(None, weights, scale=2) == weights / "nexus-x2.safetensors"
+    assert resolve_model("nexus-x4", weights, scale=2) == weights / "nexus-x4.safetensors"
