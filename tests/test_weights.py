@@ -46,7 +46,7 @@ def test_shipped_model_opens_in_spandrel_and_has_a_card(path: Path):
 def test_shipped_model_beats_bicubic_on_a_photo(path: Path):
     """The centre of Set5's butterfly, downscaled as in training, comes back sharper than
     bicubic makes it: PSNR (Y, SR-paper protocol) at least 2 dB higher (the shipped models
-    reach +3.4 (nexus-x4), +6.4 (nexus-x2, hyresr-x4) and +6.9 dB (hyresr-x2) here)."""
+    reach +3.8 (nexus-x4), +6.4 (nexus-x2, hyresr-x4) and +6.9 dB (hyresr-x2) here)."""
     register_with_spandrel()
     descriptor = spandrel.ModelLoader().load_from_file(str(path))
     scale = descriptor.scale
