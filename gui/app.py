@@ -8,15 +8,19 @@ from pathlib import Path
 from PySide6.QtWidgets import QApplication
 
 from .controller import Controller
+from .desktop import Desktop
 from .main_window import MainWindow
 from .settings import APPLICATION, ORGANIZATION, AppSettings
 from .theme import follow_system_theme
 
 
-def create_window(settings: AppSettings | None = None) -> MainWindow:
-    """A window over a fresh controller (``settings`` defaults to the user's own)."""
+def create_window(
+    settings: AppSettings | None = None, desktop: Desktop | None = None
+) -> MainWindow:
+    """A window over a fresh controller (``settings`` defaults to the user's own;
+    ``desktop`` is how files are handed to the system, a recorder in tests)."""
     controller = Controller(settings or AppSettings())
-    window = MainWindow(controller)
+    window = MainWindow(controller, desktop)
     controller.setParent(window)
     return window
 

@@ -2,7 +2,10 @@
 
 Both images are drawn into the same rectangle (the input stretched to the output's size), so
 zoom and pan are synchronized by construction: the divider only decides which image shows on
-which side of it.
+which side of it. With only an input (a row not upscaled yet) the view shows it whole.
+
+Zoom moves along fixed steps (..., 50 %, 100 %, 200 %, 400 %, ...) so the exact magnifications
+people check pixels at are always reachable from the keyboard and the wheel.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 64.0
-WHEEL_STEP = 1.25  # zoom factor per wheel notch
+ZOOM_STEPS = (
+    *(0.03125, 0.0625, 0.125, 0.25, 1 / 3, 0.5, 2 / 3),
+    *(1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0),
+)
+WHEEL_NOTCH = 120  # angle delta of one wheel notch: one zoom step
 DIVIDER_GRAB = 8  # pixels either side of the divider that grab it instead of panning
 
 
@@ -51,26 +58,40 @@ class CompareView(QWidget):
         self._fit_mode = True  # refit on resize until the user zooms or pans
         self._drag: str | None = None  # "divider" or "pan"
         self._last_pos = QPointF()
-        self._placeholder = "Select a finished image to compare before and after."
+        self._placeholder = "Select an image to see it here; a finished one before and after."
+        self._caption = ""
+        self._wheel = 0  # angle delta not yet turned into steps (touchpads send small ones)
 
     # --- public API ----------------------------------------------------------------------------
 
-    def set_images(self, before: QImage | None, after: QImage | None) -> None:
-        """Show a new pair (GUI thread only: this is where pixmaps are made)."""
+    def set_images(self, before: QImage | None, after: QImage | None, caption: str = "") -> None:
+        """Show a new pair, or the input alone when ``after`` is None or null (GUI thread
+        only: this is where pixmaps are made). ``caption`` labels a lone input."""
         self._before = (
             QPixmap.fromImage(before) if before is not None and not before.isNull() else None
         )
         self._after = QPixmap.fromImage(after) if after is not None and not after.isNull() else None
+        self._caption = caption
         self.fit()
 
     def clear(self, message: str | None = None) -> None:
         self._before = self._after = None
+        self._caption = ""
         if message is not None:
             self._placeholder = message
+        self.zoom_changed.emit(self._zoom)  # nothing shown: nothing to say about zoom
         self.update()
 
     def has_images(self) -> bool:
         return self._after is not None or self._before is not None
+
+    def is_comparing(self) -> bool:
+        """True when both images are shown, either side of the divider."""
+        return self._after is not None and self._before is not None
+
+    @property
+    def placeholder(self) -> str:
+        return self._placeholder
 
     @property
     def zoom(self) -> float:
@@ -105,7 +126,21 @@ class CompareView(QWidget):
 
     def actual_size(self) -> None:
         """One output pixel per screen pixel, keeping the view's centre where it is."""
-        self.zoom_at(1.0, QPointF(self.width() / 2, self.height() / 2))
+        self.zoom_at(1.0, self._centre_point())
+
+    def zoom_in(self, anchor: QPointF | None = None) -> None:
+        """The next zoom step up, keeping the view's centre (or ``anchor``) in place."""
+        bigger = [z for z in ZOOM_STEPS if z > self._zoom * 1.001]
+        if bigger:
+            self.zoom_at(bigger[0], anchor if anchor is not None else self._centre_point())
+
+    def zoom_out(self, anchor: QPointF | None = None) -> None:
+        smaller = [z for z in ZOOM_STEPS if z < self._zoom * 0.999]
+        if smaller:
+            self.zoom_at(smaller[-1], anchor if anchor is not None else self._centre_point())
+
+    def _centre_point(self) -> QPointF:
+        return QPointF(self.width() / 2, self.height() / 2)
 
     def zoom_at(self, zoom: float, anchor: QPointF) -> None:
         """Set ``zoom`` keeping the image point under ``anchor`` fixed on screen."""
@@ -156,11 +191,19 @@ class CompareView(QWidget):
         painter.fillRect(self.rect(), palette.window().color().darker(115))
         if not self.has_images():
             painter.setPen(palette.placeholderText().color())
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._placeholder)
+            flags = Qt.AlignmentFlag.AlignCenter.value | Qt.TextFlag.TextWordWrap.value
+            painter.drawText(self.rect().adjusted(24, 24, -24, -24), flags, self._placeholder)
             return
         # Smooth when shrinking (avoids aliasing), nearest when magnifying (shows real pixels).
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._zoom < 1.0)
         target = self._target()
+        if not self.is_comparing():
+            lone = self._after or self._before
+            assert lone is not None
+            painter.drawPixmap(target, lone, QRectF(lone.rect()))
+            if self._caption:
+                self._paint_label(painter, self._caption, QRectF(10, 8, 600, 22), left=True)
+            return
         x = self._divider_x()
         for pixmap, clip in (
             (self._before, QRectF(0, 0, x, self.height())),
@@ -181,20 +224,21 @@ class CompareView(QWidget):
         handle = QRectF(x - 9, self.height() / 2 - 18, 18, 36)
         painter.setBrush(QColor(40, 40, 40, 200))
         painter.drawRoundedRect(handle, 6, 6)
+        self._paint_label(painter, "Before", QRectF(x - 110, 8, 100, 22), left=False)
+        self._paint_label(painter, "After", QRectF(x + 10, 8, 100, 22), left=True)
+
+    def _paint_label(self, painter: QPainter, text: str, rect: QRectF, left: bool) -> None:
         font = painter.font()
         font.setBold(True)
         painter.setFont(font)
-        for text, rect, align in (
-            ("Before", QRectF(x - 110, 8, 100, 22), Qt.AlignmentFlag.AlignRight),
-            ("After", QRectF(x + 10, 8, 100, 22), Qt.AlignmentFlag.AlignLeft),
-        ):
-            box = painter.boundingRect(rect, align | Qt.AlignmentFlag.AlignVCenter, text)
-            box.adjust(-6, -2, 6, 2)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(0, 0, 0, 150))
-            painter.drawRoundedRect(box, 4, 4)
-            painter.setPen(QColor(255, 255, 255))
-            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+        align = Qt.AlignmentFlag.AlignLeft if left else Qt.AlignmentFlag.AlignRight
+        box = painter.boundingRect(rect, align | Qt.AlignmentFlag.AlignVCenter, text)
+        box.adjust(-6, -2, 6, 2)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 150))
+        painter.drawRoundedRect(box, 4, 4)
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -202,15 +246,22 @@ class CompareView(QWidget):
             self.fit()
 
     def wheelEvent(self, event: QWheelEvent) -> None:
-        steps = event.angleDelta().y() / 120
-        if steps:
-            self.zoom_at(self._zoom * WHEEL_STEP**steps, event.position())
+        self._wheel += event.angleDelta().y()
+        while abs(self._wheel) >= WHEEL_NOTCH:
+            if self._wheel > 0:
+                self._wheel -= WHEEL_NOTCH
+                self.zoom_in(event.position())
+            else:
+                self._wheel += WHEEL_NOTCH
+                self.zoom_out(event.position())
         event.accept()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() != Qt.MouseButton.LeftButton or not self.has_images():
             return super().mousePressEvent(event)
-        near_divider = abs(event.position().x() - self._divider_x()) <= DIVIDER_GRAB
+        near_divider = (
+            self.is_comparing() and abs(event.position().x() - self._divider_x()) <= DIVIDER_GRAB
+        )
         self._drag = "divider" if near_divider else "pan"
         self._last_pos = event.position()
         event.accept()
@@ -226,7 +277,7 @@ class CompareView(QWidget):
         near = abs(pos.x() - self._divider_x()) <= DIVIDER_GRAB
         if self._drag == "pan":
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
-        elif self._drag == "divider" or (near and self.has_images()):
+        elif self._drag == "divider" or (near and self.is_comparing()):
             self.setCursor(Qt.CursorShape.SplitHCursor)
         else:
             self.setCursor(Qt.CursorShape.OpenHandCursor)

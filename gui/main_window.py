@@ -1,14 +1,15 @@
-"""The main window: lays out the queue, the comparison, the side panel and the run bar.
+"""The main window: lays out the messages, the queue, the comparison, the side panel and the
+run bar, and wires them to the controller.
 
-It holds no state of its own beyond what the widgets show: user actions go to the
-``Controller``, and the controller's signals update the widgets.
+It holds no state of its own beyond what the widgets show (and which row the comparison
+shows): user actions go to the ``Controller``, and the controller's signals update the widgets.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -18,69 +19,49 @@ from PySide6.QtGui import (
     QGuiApplication,
     QImage,
     QKeySequence,
-    QPainter,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QApplication,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
     QSplitter,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionProgressBar,
-    QStyleOptionViewItem,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
-from .compare_view import CompareView
-from .controller import Controller, ModelInfo, available_devices, shipped_models
+from .compare_panel import ComparePanel
+from .controller import (
+    Controller,
+    ModelInfo,
+    available_devices,
+    plural,
+    recommended_model,
+    shipped_models,
+)
+from .desktop import Desktop
+from .message_area import MessageArea
+from .model_picker import ModelEntry
 from .panels import SidePanel
-from .queue_model import IMAGE_SUFFIXES, QueueModel, Status
+from .queue_model import IMAGE_SUFFIXES, Status
+from .queue_panel import QueuePanel
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ")"
 MODEL_FILTER = "Models (*.safetensors *.pth *.pt *.ckpt *.bin);;All files (*)"
 
 
-class StatusDelegate(QStyledItemDelegate):
-    """Draws a running row's status as a progress bar."""
-
-    def __init__(self, model: QueueModel, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._model = model
-
-    def paint(
-        self,
-        painter: QPainter,
-        option: QStyleOptionViewItem,
-        index: QModelIndex | QPersistentModelIndex,
-    ) -> None:
-        item = self._model.item(index.row())
-        if item.status is not Status.RUNNING:
-            return super().paint(painter, option, index)
-        bar = QStyleOptionProgressBar()
-        bar.rect = option.rect.adjusted(4, 8, -4, -8)  # type: ignore[attr-defined]
-        bar.minimum, bar.maximum, bar.progress = 0, 100, item.percent
-        bar.text = f"{item.percent}%"
-        bar.textVisible = True
-        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
-        style = option.widget.style() if option.widget else QApplication.style()  # type: ignore[attr-defined]
-        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
-
-
 class MainWindow(QMainWindow):
-    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, controller: Controller, desktop: Desktop | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.controller = controller
-        self._compare_key: int | None = None
+        self.desktop = desktop or Desktop()
+        self._shown_key: int | None = None  # the row the comparison shows
         self.setObjectName("mainWindow")
         self.setWindowTitle("NEXUS Upscaler")
         self.setAcceptDrops(True)
@@ -92,11 +73,15 @@ class MainWindow(QMainWindow):
         side_scroll.setWidget(self.side_panel)
         side_scroll.setWidgetResizable(True)
         side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        side_scroll.setMinimumWidth(330)
+        side_scroll.setMinimumWidth(340)
 
+        self.queue_panel = QueuePanel(controller.queue)
+        self.queue_view = self.queue_panel.view
+        self.compare_panel = ComparePanel()
+        self.compare_view = self.compare_panel.view
         self.left_splitter = QSplitter(Qt.Orientation.Vertical)
-        self.left_splitter.addWidget(self._queue_area())
-        self.left_splitter.addWidget(self._compare_area())
+        self.left_splitter.addWidget(self.queue_panel)
+        self.left_splitter.addWidget(self.compare_panel)
         self.left_splitter.setStretchFactor(0, 2)
         self.left_splitter.setStretchFactor(1, 3)
         self.main_splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -105,12 +90,13 @@ class MainWindow(QMainWindow):
         self.main_splitter.setStretchFactor(0, 1)
         self.main_splitter.setStretchFactor(1, 0)
 
+        self.message_area = MessageArea()
         central = QWidget()
         layout = QVBoxLayout(central)
+        layout.addWidget(self.message_area)
         layout.addWidget(self.main_splitter, 1)
         layout.addLayout(self._run_bar())
         self.setCentralWidget(central)
-        self.statusBar().showMessage("Drop images or folders anywhere on the window.")
 
         self._create_actions()
         self._connect()
@@ -118,74 +104,11 @@ class MainWindow(QMainWindow):
 
     # --- layout --------------------------------------------------------------------------------
 
-    def _queue_area(self) -> QWidget:
-        area = QWidget()
-        layout = QVBoxLayout(area)
-        layout.setContentsMargins(0, 0, 0, 0)
-        buttons = QHBoxLayout()
-        self.add_button = QPushButton("Add files…", objectName="addButton")
-        self.add_button.setToolTip("Add images (Ctrl+O); or drop files and folders, or paste")
-        self.add_folder_button = QPushButton("Add folder…", objectName="addFolderButton")
-        self.remove_button = QPushButton("Remove", objectName="removeButton")
-        self.remove_button.setToolTip("Remove the selected images from the queue (Delete)")
-        self.clear_done_button = QPushButton("Clear finished", objectName="clearDoneButton")
-        for button in (
-            self.add_button,
-            self.add_folder_button,
-            self.remove_button,
-            self.clear_done_button,
-        ):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        layout.addLayout(buttons)
-
-        self.queue_view = QTableView(objectName="queueView")
-        self.queue_view.setModel(self.controller.queue)
-        self.queue_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.queue_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.queue_view.setIconSize(QSize(48, 48))
-        self.queue_view.verticalHeader().setVisible(False)
-        self.queue_view.verticalHeader().setDefaultSectionSize(56)
-        self.queue_view.setShowGrid(False)
-        self.queue_view.setAlternatingRowColors(True)
-        self.queue_view.setWordWrap(False)
-        header = self.queue_view.horizontalHeader()
-        header.setSectionResizeMode(QueueModel.IMAGE, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(QueueModel.SIZE, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(QueueModel.STATUS, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(QueueModel.STATUS, 240)
-        self.queue_view.setItemDelegateForColumn(
-            QueueModel.STATUS, StatusDelegate(self.controller.queue, self.queue_view)
-        )
-        layout.addWidget(self.queue_view, 1)
-        return area
-
-    def _compare_area(self) -> QWidget:
-        area = QWidget()
-        layout = QVBoxLayout(area)
-        layout.setContentsMargins(0, 0, 0, 0)
-        bar = QHBoxLayout()
-        self.compare_title = QLabel("Before / after", objectName="compareTitle")
-        self.fit_button = QPushButton("Fit", objectName="fitButton")
-        self.fit_button.setToolTip("Show the whole image")
-        self.actual_button = QPushButton("1:1", objectName="actualSizeButton")
-        self.actual_button.setToolTip("One output pixel per screen pixel")
-        self.zoom_label = QLabel("", objectName="zoomLabel")
-        bar.addWidget(self.compare_title, 1)
-        bar.addWidget(self.zoom_label)
-        bar.addWidget(self.fit_button)
-        bar.addWidget(self.actual_button)
-        layout.addLayout(bar)
-        self.compare_view = CompareView()
-        layout.addWidget(self.compare_view, 1)
-        return area
-
     def _run_bar(self) -> QHBoxLayout:
         bar = QHBoxLayout()
         self.total_progress = QProgressBar(objectName="totalProgress")
         self.total_progress.setRange(0, 100)
         self.total_progress.setValue(0)
-        self.total_progress.setFormat("%p% of the batch")
         self.eta_label = QLabel("", objectName="etaLabel")
         self.eta_label.setMinimumWidth(90)
         self.start_button = QPushButton("Start", objectName="startButton")
@@ -201,56 +124,67 @@ class MainWindow(QMainWindow):
         return bar
 
     def _create_actions(self) -> None:
-        def action(text: str, keys: list[QKeySequence], slot, name: str) -> QAction:
+        def action(text: str, keys: list[QKeySequence | str], slot, name: str) -> QAction:
             act = QAction(text, self)
             act.setObjectName(name)
-            act.setShortcuts(keys)
+            act.setShortcuts([QKeySequence(k) for k in keys])
             act.triggered.connect(slot)
             self.addAction(act)
             return act
 
         std = QKeySequence.StandardKey
-        self.add_action = action("Add files", [QKeySequence(std.Open)], self.add_files, "addAction")
-        self.remove_action = action(
-            "Remove", [QKeySequence(std.Delete)], self.remove_selected, "removeAction"
-        )
+        view = self.compare_view
+        self.add_action = action("Add files", [std.Open], self.add_files, "addAction")
         self.start_action = action(
-            "Start",
-            [QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")],
-            self.controller.start,
-            "startAction",
+            "Start", ["Ctrl+Return", "Ctrl+Enter"], self.controller.start, "startAction"
         )
-        self.cancel_action = action(
-            "Cancel", [QKeySequence(Qt.Key.Key_Escape)], self.controller.cancel, "cancelAction"
+        self.cancel_action = action("Cancel", ["Esc"], self.controller.cancel, "cancelAction")
+        self.paste_action = action("Paste", [std.Paste], self.paste, "pasteAction")
+        self.remove_action = self.queue_panel.remove_action
+        # Image-viewer keys; a text field that has focus keeps its typing (Qt lets it claim them).
+        self.zoom_in_action = action(
+            "Zoom in", ["+", "=", std.ZoomIn], lambda: view.zoom_in(), "zoomInAction"
         )
-        self.paste_action = action("Paste", [QKeySequence(std.Paste)], self.paste, "pasteAction")
+        self.zoom_out_action = action(
+            "Zoom out", ["-", std.ZoomOut], lambda: view.zoom_out(), "zoomOutAction"
+        )
+        self.actual_size_action = action(
+            "Actual size", ["1", "0", "Ctrl+0"], view.actual_size, "actualSizeAction"
+        )
+        self.fit_action = action("Fit", ["F"], view.fit, "fitAction")
 
     def _connect(self) -> None:
-        c, panel = self.controller, self.side_panel
-        self.add_button.clicked.connect(self.add_files)
-        self.add_folder_button.clicked.connect(self.add_folder)
-        self.remove_button.clicked.connect(self.remove_selected)
-        self.clear_done_button.clicked.connect(self.clear_finished)
+        c, panel, queue = self.controller, self.side_panel, self.queue_panel
+        queue.add_files_requested.connect(self.add_files)
+        queue.add_folder_requested.connect(self.add_folder)
+        queue.remove_requested.connect(c.remove_rows)
+        queue.clear_finished_requested.connect(c.clear_finished)
+        queue.redo_requested.connect(c.redo)
+        queue.open_requested.connect(self.open_result)
+        queue.reveal_requested.connect(self.reveal_result)
+        queue.open_folder_requested.connect(self.open_result_folder)
+        queue.current_changed.connect(self._on_current_changed)
+        c.queue.rowsRemoved.connect(self._on_rows_removed)
+        c.queue.dataChanged.connect(self._on_rows_changed)
         self.start_button.clicked.connect(c.start)
         self.cancel_button.clicked.connect(c.cancel)
-        self.fit_button.clicked.connect(self.compare_view.fit)
-        self.actual_button.clicked.connect(self.compare_view.actual_size)
-        self.compare_view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
-        self.queue_view.selectionModel().currentRowChanged.connect(self._on_current_row)
 
         panel.choice_changed.connect(self._on_choice)
         panel.model_chosen.connect(self._choose_model)
         panel.open_model_requested.connect(self.open_model_dialog)
         panel.preset_chosen.connect(self._choose_preset)
         panel.browse_output_requested.connect(self.browse_output)
+        panel.output_dir_chosen.connect(self.choose_output_dir)
 
         c.model_changed.connect(self._show_model)
         c.model_loading.connect(self._on_model_loading)
         c.running_changed.connect(self._on_running)
-        c.total_progress.connect(self._on_total_progress)
-        c.message.connect(lambda text: self.statusBar().showMessage(text, 15000))
-        c.compare_ready.connect(self._on_compare_ready)
+        c.progress_changed.connect(self._on_progress)
+        c.message.connect(lambda text: self.statusBar().showMessage(text, 10_000))
+        c.notice.connect(self.message_area.show_notice)
+        c.preview_ready.connect(self._on_preview_ready)
         c.item_finished.connect(self._on_item_finished)
+        self.message_area.open_folder_requested.connect(self._open_folder)
 
     def _show_initial_state(self) -> None:
         from ..core.presets import list_presets
@@ -258,15 +192,13 @@ class MainWindow(QMainWindow):
         c = self.controller
         self.side_panel.set_presets([(p.name, p.description) for p in list_presets()])
         self.side_panel.apply_choices(c.choices)
-        if c.choices.model:
-            c.load_model(c.choices.model)
-        else:
-            from ..core.zoo import default_model_name
-
-            default = default_model_name()
-            if default:
-                c.load_model(default)
+        spec = c.choices.model or recommended_model()
+        if spec:
+            c.load_model(spec)
         self._refresh_models()
+        self.compare_panel.show_nothing()
+        c.refresh_progress()
+        self._on_running(False)
         for key, splitter in (("main", self.main_splitter), ("left", self.left_splitter)):
             state = c.settings.load_bytes(f"{key}_splitter")
             if state is not None:
@@ -293,18 +225,13 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("The clipboard holds no image or image file.", 8000)
 
     def selected_rows(self) -> list[int]:
-        return sorted({index.row() for index in self.queue_view.selectionModel().selectedRows()})
+        return self.queue_panel.selected_rows()
 
     def remove_selected(self) -> None:
         self.controller.remove_rows(self.selected_rows())
 
     def clear_finished(self) -> None:
-        rows = [
-            row
-            for row, item in enumerate(self.controller.queue.items())
-            if item.status is Status.DONE
-        ]
-        self.controller.remove_rows(rows)
+        self.controller.clear_finished()
 
     def open_model_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a model", "", MODEL_FILTER)
@@ -320,8 +247,30 @@ class MainWindow(QMainWindow):
     def browse_output(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Output folder")
         if folder:
-            self.controller.set_choices(output_dir=folder)
-            self.side_panel.apply_choices(self.controller.choices)
+            self.choose_output_dir(folder)
+
+    def choose_output_dir(self, text: str) -> None:
+        """A folder typed, cleared or browsed to; the editor shows what the controller kept."""
+        self.controller.set_output_dir(text)
+        self.side_panel.apply_choices(self.controller.choices)
+
+    def open_result(self, key: int) -> None:
+        path = self.controller.result_path(key)
+        if path is not None:
+            self.desktop.open_path(path)
+
+    def reveal_result(self, key: int) -> None:
+        path = self.controller.result_path(key)
+        if path is not None:
+            self.desktop.reveal(path)
+
+    def open_result_folder(self, key: int) -> None:
+        path = self.controller.result_path(key)
+        if path is not None:
+            self.desktop.open_path(path.parent)
+
+    def _open_folder(self, folder: Path) -> None:
+        self.desktop.open_path(folder)
 
     # --- reacting to the controller -------------------------------------------------------------
 
@@ -337,19 +286,19 @@ class MainWindow(QMainWindow):
 
     def _refresh_models(self) -> None:
         c = self.controller
-        shipped = [
-            (m.name, m.description or f"{m.architecture or 'model'} ×{m.scale or '?'}")
-            for m in shipped_models()
+        recommended = recommended_model()
+        entries = [
+            ModelEntry(m.name, m.description, m.name == recommended) for m in shipped_models()
         ]
         current = c.choices.model if c.model_info else ""
-        self.side_panel.set_models(shipped, c.choices.recent_models, current)
+        self.side_panel.model_picker.set_models(entries, c.choices.recent_models, current)
 
     def _show_model(self, info: ModelInfo | None) -> None:
-        self.side_panel.model_info.setText(info.summary() if info else "No model loaded")
+        self.side_panel.model_picker.show_model(info)
 
     def _on_model_loading(self, loading: bool) -> None:
         if loading:
-            self.side_panel.model_info.setText("Loading...")
+            self.side_panel.model_picker.show_model(None, loading=True)
         else:
             self._refresh_models()  # the picker shows the model now loaded (or still loaded)
             self._show_model(self.controller.model_info)
@@ -360,43 +309,62 @@ class MainWindow(QMainWindow):
         self.start_button.setEnabled(ready)
         self.start_action.setEnabled(ready)
         self.cancel_button.setEnabled(running)
-        self.remove_button.setEnabled(not running)
-        self.clear_done_button.setEnabled(not running)
+        self.queue_panel.set_running(running)
         self.side_panel.setEnabled(not running)
         if not running:
             self.eta_label.setText("")
 
-    def _on_total_progress(self, percent: int, eta: str) -> None:
+    def _on_progress(self, percent: int, text: str, eta: str) -> None:
         self.total_progress.setValue(percent)
+        self.total_progress.setFormat(text)
         self.eta_label.setText(eta)
 
-    def _on_current_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if not current.isValid():
+    # --- the comparison follows the current row ------------------------------------------------
+
+    def _on_current_changed(self, key: int | None) -> None:
+        if key is None:
+            self._show_row(None)
+        elif key != self._shown_key:
+            self._show_row(key)
+
+    def _show_row(self, key: int | None, reload: bool = False) -> None:
+        item = self.controller.queue.find(key) if key is not None else None
+        if item is None:
+            self._shown_key = None
+            self.compare_panel.show_nothing()
             return
-        item = self.controller.queue.item(current.row())
-        self._show_compare(item.key)
+        if key != self._shown_key:
+            self.compare_view.clear("Loading…")  # never another row's image meanwhile
+        self._shown_key = key
+        self.compare_panel.show_item(item)
+        if key is not None and (reload or not self.compare_view.has_images()):
+            self.controller.request_preview(key)
+
+    def _on_preview_ready(self, key: int, before: QImage, after: QImage) -> None:
+        item = self.controller.queue.find(key)
+        if key == self._shown_key and item is not None:
+            self.compare_panel.set_images(item, before, after)
+
+    def _on_rows_removed(self, *_args) -> None:
+        if self._shown_key is not None and self.controller.queue.find(self._shown_key) is None:
+            current = self.queue_panel.current_item()
+            self._show_row(current.key if current is not None else None)
+
+    def _on_rows_changed(self, *_args) -> None:
+        item = self.controller.queue.find(self._shown_key) if self._shown_key else None
+        if item is not None:
+            self.compare_panel.show_item(item)  # its state line follows progress and status
 
     def _on_item_finished(self, key: int) -> None:
-        # Show the newest result unless the user is looking at another finished row.
-        current = self.queue_view.currentIndex()
-        looking_elsewhere = (
-            current.isValid()
-            and self.compare_view.has_images()
-            and self.controller.queue.item(current.row()).key != key
-        )
-        if not looking_elsewhere:
-            self._show_compare(key)
-
-    def _show_compare(self, key: int) -> None:
-        if self.controller.request_compare(key):
-            self._compare_key = key
-            item = self.controller.queue.find(key)
-            if item is not None:
-                self.compare_title.setText(f"Before / after: {item.path.name}")
-
-    def _on_compare_ready(self, key: int, before: QImage, after: QImage) -> None:
-        if key == self._compare_key:
-            self.compare_view.set_images(before, after)
+        # The row in view shows how it ended; with no row chosen, the newest result shows.
+        current = self.queue_panel.current_item()
+        if current is not None:
+            if current.key == key:
+                self._show_row(key, reload=True)
+            return
+        item = self.controller.queue.find(key)
+        if item is not None and item.status is Status.DONE:
+            self._show_row(key, reload=True)
 
     # --- window events -------------------------------------------------------------------------
 
@@ -412,10 +380,31 @@ class MainWindow(QMainWindow):
         if self.controller.add_mime(event.mimeData()):
             event.acceptProposedAction()
 
+    def confirm_stop(self) -> bool:
+        """Ask before closing stops a running batch; True to stop and close."""
+        left = self.controller.images_left()
+        box = QMessageBox(self)
+        box.setObjectName("confirmCloseBox")
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Stop upscaling?")
+        box.setText(f"Upscaling is still running: {plural(left, 'image')} not finished.")
+        box.setInformativeText(
+            "Closing stops it. The image in progress is not written; finished ones are kept."
+        )
+        stop = box.addButton("Stop and close", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("Keep upscaling", QMessageBox.ButtonRole.RejectRole)
+        stop.setObjectName("stopAndCloseButton")
+        keep.setObjectName("keepRunningButton")
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        box.exec()
+        return box.clickedButton() is stop
+
     def closeEvent(self, event: QCloseEvent) -> None:
         c = self.controller
-        if c.running:
-            self.statusBar().showMessage("Cancelling the running batch before closing...")
+        if c.running and not self.confirm_stop():
+            event.ignore()
+            return
         c.shutdown()  # cancels at the next tile and waits: nothing partial is left behind
         c.settings.save_bytes("geometry", self.saveGeometry())
         c.settings.save_bytes("main_splitter", self.main_splitter.saveState())

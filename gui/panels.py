@@ -6,7 +6,6 @@ Every editor reports its value as ``choice_changed(name, value)`` with ``name`` 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -17,7 +16,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -25,11 +23,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .settings import ALPHA_MODES, FORMATS, OVERWRITE_POLICIES, PRECISIONS, Choices
+from .model_picker import ModelPicker
+from .settings import (
+    ALPHA_MODES,
+    FORMATS,
+    LOSSY_FORMATS,
+    OVERWRITE_POLICIES,
+    PRECISIONS,
+    Choices,
+)
 
-OPEN_MODEL = "\x00open"  # item data of the "Open model..." entry
-
-FORMAT_LABELS = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP", "tiff": "TIFF"}
+FORMAT_LABELS = {
+    "png": "PNG",
+    "jpeg": "JPEG",
+    "webp": "WebP",
+    "tiff": "TIFF",
+    "same": "Same as input",
+}
 PRECISION_LABELS = {
     "auto": "Automatic",
     "fp32": "fp32 (exact)",
@@ -67,10 +77,12 @@ class SidePanel(QWidget):
     open_model_requested = Signal()
     preset_chosen = Signal(str)
     browse_output_requested = Signal()
+    output_dir_chosen = Signal(str)  # typed or cleared; the controller may refuse it
 
     def __init__(self, devices: list[tuple[str, str]], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._applying = False
+        self._output_dir = ""
         layout = QVBoxLayout(self)
         layout.addWidget(self._model_group())
         layout.addWidget(self._options_group(devices))
@@ -82,14 +94,11 @@ class SidePanel(QWidget):
     def _model_group(self) -> QGroupBox:
         group = QGroupBox("Model")
         layout = QVBoxLayout(group)
-        self.model_combo = _combo("modelCombo", [])
-        self.model_combo.setToolTip("Shipped models, recent checkpoints, or Open model...")
-        self.model_combo.activated.connect(self._on_model_activated)
-        self.model_info = QLabel("No model loaded")
-        self.model_info.setObjectName("modelInfoLabel")
-        self.model_info.setWordWrap(True)
-        layout.addWidget(self.model_combo)
-        layout.addWidget(self.model_info)
+        self.model_picker = ModelPicker()
+        self.model_picker.model_chosen.connect(self.model_chosen)
+        self.model_picker.open_model_requested.connect(self.open_model_requested)
+        self.model_combo = self.model_picker.combo
+        layout.addWidget(self.model_picker)
         return group
 
     def _options_group(self, devices: list[tuple[str, str]]) -> QGroupBox:
@@ -109,6 +118,7 @@ class SidePanel(QWidget):
         adv = QFormLayout(self.advanced)
         adv.setContentsMargins(0, 0, 0, 0)
         self.advanced_toggle.toggled.connect(self.advanced.setVisible)
+        self.advanced_toggle.toggled.connect(lambda v: self._emit("show_advanced", bool(v)))
         self.advanced.setVisible(False)
 
         self.tile_spin = QSpinBox(objectName="tileSpin", minimum=0, maximum=4096, singleStep=64)
@@ -154,14 +164,18 @@ class SidePanel(QWidget):
         form = QFormLayout(group)
         folder_row = QHBoxLayout()
         self.output_dir_edit = QLineEdit(objectName="outputDirEdit")
-        self.output_dir_edit.setPlaceholderText("an “upscaled” folder beside each input")
+        self.output_dir_edit.setPlaceholderText("“upscaled” beside each input")
+        self.output_dir_edit.setToolTip(
+            "Where results go. Empty: an “upscaled” folder beside each input; "
+            "a relative name: that folder beside each input"
+        )
         self.output_dir_edit.setClearButtonEnabled(True)
         self.output_dir_edit.editingFinished.connect(
-            lambda: self._emit("output_dir", self.output_dir_edit.text().strip())
+            lambda: self._emit_output_dir(self.output_dir_edit.text().strip())
         )
         # The clear button empties the text without ending the edit; treat it as a choice too.
         self.output_dir_edit.textChanged.connect(
-            lambda t: self._emit("output_dir", "") if not t else None
+            lambda t: self._emit_output_dir("") if not t else None
         )
         browse = QPushButton("Browse…", objectName="browseOutputButton")
         browse.clicked.connect(self.browse_output_requested)
@@ -170,14 +184,24 @@ class SidePanel(QWidget):
         form.addRow("Folder", folder_row)
 
         self.format_combo = _combo("formatCombo", [(FORMAT_LABELS[f], f) for f in FORMATS])
+        self.format_combo.setToolTip(
+            "“Same as input” keeps PNG, JPEG, WebP and TIFF inputs in their format; "
+            "other inputs become PNG"
+        )
         self._connect_combo(self.format_combo, "format")
+        self.format_combo.currentIndexChanged.connect(lambda _i: self._show_quality_state())
         self.quality_spin = QSpinBox(objectName="qualitySpin", minimum=1, maximum=100)
-        self.quality_spin.setToolTip("JPEG and WebP quality; PNG and TIFF are lossless")
         self.quality_spin.valueChanged.connect(lambda v: self._emit("quality", int(v)))
         self.suffix_edit = QLineEdit(objectName="suffixEdit")
         self.suffix_edit.editingFinished.connect(
             lambda: self._emit("suffix", self.suffix_edit.text())
         )
+        self.name_model_check = QCheckBox("Add the model’s name")
+        self.name_model_check.setObjectName("nameWithModelCheck")
+        self.name_model_check.setToolTip(
+            "photo_upscaled_nexus-x4.png: results of different models side by side"
+        )
+        self.name_model_check.toggled.connect(lambda v: self._emit("name_with_model", bool(v)))
         self.overwrite_combo = _combo(
             "overwriteCombo", [(OVERWRITE_LABELS[o], o) for o in OVERWRITE_POLICIES]
         )
@@ -186,6 +210,7 @@ class SidePanel(QWidget):
         form.addRow("Format", self.format_combo)
         form.addRow("Quality", self.quality_spin)
         form.addRow("Name suffix", self.suffix_edit)
+        form.addRow("", self.name_model_check)
         form.addRow("If it exists", self.overwrite_combo)
         return group
 
@@ -198,12 +223,19 @@ class SidePanel(QWidget):
         if not self._applying:
             self.choice_changed.emit(name, value)
 
-    def _on_model_activated(self, _index: int) -> None:
-        data = self.model_combo.currentData()
-        if data == OPEN_MODEL:
-            self.open_model_requested.emit()
-        elif data:
-            self.model_chosen.emit(data)
+    def _emit_output_dir(self, text: str) -> None:
+        if not self._applying and text != self._output_dir:
+            self._output_dir = text  # editingFinished also fires on mere focus loss
+            self.output_dir_chosen.emit(text)
+
+    def _show_quality_state(self) -> None:
+        lossy = self.format_combo.currentData() in LOSSY_FORMATS
+        self.quality_spin.setEnabled(lossy)
+        self.quality_spin.setToolTip(
+            "JPEG and WebP quality (with “Same as input”: for JPEG and WebP inputs)"
+            if lossy
+            else "PNG and TIFF are lossless: there is no quality to choose"
+        )
 
     # --- showing state -------------------------------------------------------------------------
 
@@ -218,15 +250,19 @@ class SidePanel(QWidget):
             self.tta_check.setChecked(c.tta)
             self.target_scale_spin.setValue(c.target_scale)
             _select_data(self.alpha_combo, c.alpha_mode)
+            self._output_dir = c.output_dir
             self.output_dir_edit.setText(c.output_dir)
             self.output_dir_edit.setCursorPosition(0)  # show the start of a long path
             _select_data(self.format_combo, c.format)
             self.quality_spin.setValue(c.quality)
             self.suffix_edit.setText(c.suffix)
+            self.name_model_check.setChecked(c.name_with_model)
+            self.advanced_toggle.setChecked(c.show_advanced)
             _select_data(self.overwrite_combo, c.overwrite)
             _select_data(self.preset_combo, c.preset)
         finally:
             self._applying = False
+        self._show_quality_state()
 
     def set_presets(self, presets: list[tuple[str, str]]) -> None:
         """(name, description) of each preset."""
@@ -237,26 +273,3 @@ class SidePanel(QWidget):
                 self.preset_combo.setItemData(
                     self.preset_combo.count() - 1, description, role=Qt.ItemDataRole.ToolTipRole
                 )
-
-    def set_models(self, shipped: list[tuple[str, str]], recent: list[str], current: str) -> None:
-        """Fill the model picker: shipped (name, description), recent paths, Open model..."""
-        combo = self.model_combo
-        combo.blockSignals(True)
-        combo.clear()
-        shipped_names = {name for name, _ in shipped}
-        for name, description in shipped:
-            combo.addItem(name, name)
-            combo.setItemData(combo.count() - 1, description, role=Qt.ItemDataRole.ToolTipRole)
-        files = [m for m in recent if m not in shipped_names]
-        if files:
-            if combo.count():
-                combo.insertSeparator(combo.count())
-            for path in files:
-                combo.addItem(Path(path).name, path)
-                combo.setItemData(combo.count() - 1, path, role=Qt.ItemDataRole.ToolTipRole)
-        if combo.count():
-            combo.insertSeparator(combo.count())
-        combo.addItem("Open model…", OPEN_MODEL)
-        index = combo.findData(current) if current else -1
-        combo.setCurrentIndex(index if index >= 0 else -1)
-        combo.blockSignals(False)

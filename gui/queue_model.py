@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSize, Qt
-from PySide6.QtGui import QImage, QImageReader, QPixmap
+from PySide6.QtGui import QColor, QImage, QImageReader, QPixmap
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
 THUMBNAIL_SIZE = QSize(48, 48)
+# Translucent, so a failed row reads as red on the light and the dark palette alike.
+FAILED_BACKGROUND = QColor(220, 40, 40, 56)
+FAILED_TEXT = QColor(200, 30, 30)
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -35,6 +38,8 @@ class QueueItem:
     percent: int = 0
     error: str = ""
     output_path: Path | None = None
+    output_size: QSize | None = None  # what was written (a finished row keeps its own sizes)
+    model: str = ""  # the model that made the output
     thumbnail: QImage | None = None
     _pixmap: QPixmap | None = None  # made from ``thumbnail`` on first paint, GUI thread only
 
@@ -44,6 +49,12 @@ class QueueItem:
         if self.status is Status.FAILED:
             return f"failed: {self.error}"
         return self.status.value
+
+    def reset(self) -> None:
+        """Back to waiting, forgetting the last run's result (the file on disk stays)."""
+        self.status, self.percent, self.error = Status.WAITING, 0, ""
+        self.output_path = self.output_size = None
+        self.model = ""
 
 
 def read_input_size(path: Path) -> QSize:
@@ -104,6 +115,7 @@ class QueueModel(QAbstractTableModel):
             return None
         item = self._items[index.row()]
         column = index.column()
+        failed = item.status is Status.FAILED
         if role == Qt.ItemDataRole.DisplayRole:
             if column == self.IMAGE:
                 return item.path.name
@@ -114,15 +126,23 @@ class QueueModel(QAbstractTableModel):
             if item.thumbnail is not None and item._pixmap is None:
                 item._pixmap = QPixmap.fromImage(item.thumbnail)
             return item._pixmap
+        if role == Qt.ItemDataRole.BackgroundRole and failed:
+            return FAILED_BACKGROUND
+        if role == Qt.ItemDataRole.ForegroundRole and failed and column == self.STATUS:
+            return FAILED_TEXT
         if role == Qt.ItemDataRole.ToolTipRole:
-            if column == self.STATUS and item.status is Status.FAILED:
-                return item.error
-            if column == self.STATUS and item.output_path is not None:
-                return str(item.output_path)
-            return str(item.path)
+            return self.tooltip(item)
         if role == Qt.ItemDataRole.UserRole:
             return item.key
         return None
+
+    def tooltip(self, item: QueueItem) -> str:
+        if item.status is Status.FAILED:
+            return f"{item.path}\nFailed: {item.error}"
+        if item.status is Status.DONE and item.output_path is not None:
+            made = f" with {item.model}" if item.model else ""
+            return f"{item.path}\nUpscaled{made} to {item.output_path}\nDouble-click to open it."
+        return str(item.path)
 
     # --- queue operations ----------------------------------------------------------------------
 
@@ -176,10 +196,22 @@ class QueueModel(QAbstractTableModel):
             setattr(item, name, value)
         if "thumbnail" in changes:
             item._pixmap = None
+        self._row_changed(row)
+
+    def reset_item(self, key: int) -> None:
+        """Make a finished row wait again (see ``QueueItem.reset``)."""
+        row = self.row_of(key)
+        if row >= 0:
+            self._items[row].reset()
+            self._row_changed(row)
+
+    def _row_changed(self, row: int) -> None:
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
 
     def set_scale(self, scale: float | None) -> None:
-        """The factor used for the "input -> output" size column (model or target scale)."""
+        """The factor used for the planned "input -> output" sizes (model or target scale).
+
+        Finished rows keep the sizes of what was written."""
         self._scale = scale
         if self._items:
             self.dataChanged.emit(
@@ -191,7 +223,9 @@ class QueueModel(QAbstractTableModel):
         if not size.isValid():
             return "?"
         text = f"{size.width()}×{size.height()}"
-        if self._scale:
+        if item.output_size is not None and item.output_size.isValid():
+            text += f" → {item.output_size.width()}×{item.output_size.height()}"
+        elif self._scale:
             out_w, out_h = (round(size.width() * self._scale), round(size.height() * self._scale))
             text += f" → {out_w}×{out_h}"
         return text

@@ -16,7 +16,9 @@ ORGANIZATION = "NEXUS Upscaler"
 APPLICATION = "nexus-upscaler-gui"
 MAX_RECENT_MODELS = 8
 
-FORMATS = ("png", "jpeg", "webp", "tiff")
+# "same": the input's own format where it can be written (PNG, JPEG, WebP, TIFF), else PNG
+FORMATS = ("png", "jpeg", "webp", "tiff", "same")
+LOSSY_FORMATS = ("jpeg", "webp", "same")  # where the quality setting can matter
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 ALPHA_MODES = ("model", "resize")
 # What to do when the planned output file already exists. Inputs are never overwritten,
@@ -38,10 +40,12 @@ class Choices:
     tta: bool = False
     target_scale: float = 0.0  # 0 = the model's own scale
     alpha_mode: str = "model"
+    show_advanced: bool = False
     output_dir: str = ""  # "" = an ``upscaled`` folder beside each input
     format: str = "png"
     quality: int = 95
     suffix: str = "_upscaled"
+    name_with_model: bool = False  # add the model's name to output names
     overwrite: str = "rename"
 
     def remember_model(self, model: str) -> None:

@@ -1,4 +1,4 @@
-"""Work off the GUI thread: the batch upscale, model loading, thumbnails and comparison images.
+"""Work off the GUI thread: the batch upscale, model loading, probing new files, previews.
 
 Each task is a ``QRunnable`` with a separate signals ``QObject`` (a runnable cannot emit).
 Signals cross to the GUI thread as queued connections; tasks build ``QImage`` only, the GUI
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QImageReader
 
@@ -24,6 +25,7 @@ class Job:
     key: int
     input_path: Path
     output_path: Path
+    problem: str = ""  # known before the run (an output folder that is a file): fails the row
 
 
 def error_reason(exc: BaseException) -> str:
@@ -38,7 +40,7 @@ def error_reason(exc: BaseException) -> str:
 class BatchSignals(QObject):
     item_started = Signal(int)  # key
     item_progress = Signal(int, int, int)  # key, tiles done, tiles total
-    item_done = Signal(int, str)  # key, output path
+    item_done = Signal(int, str, int, int)  # key, output path, output width, output height
     item_failed = Signal(int, str)  # key, reason
     item_cancelled = Signal(int)  # key
     finished = Signal(bool)  # True when the batch was cancelled
@@ -59,7 +61,7 @@ class BatchWorker(QRunnable):
         jobs: list[Job],
         options: Any,
         *,
-        format: str,
+        format: str | None,
         quality: int,
         overwrite: bool,
         cancel: Any,
@@ -85,13 +87,16 @@ class BatchWorker(QRunnable):
                 cancelled = True
                 signals.item_cancelled.emit(job.key)
                 continue
+            if job.problem:
+                signals.item_failed.emit(job.key, job.problem)
+                continue
             signals.item_started.emit(job.key)
 
             def progress(done: int, total: int, key: int = job.key) -> None:
                 signals.item_progress.emit(key, done, total)
 
             try:
-                upscale_file(
+                result = upscale_file(
                     self._descriptor,
                     job.input_path,
                     job.output_path,
@@ -108,7 +113,8 @@ class BatchWorker(QRunnable):
             except Exception as exc:  # noqa: BLE001 (one bad file must not end the batch)
                 signals.item_failed.emit(job.key, error_reason(exc))
             else:
-                signals.item_done.emit(job.key, str(job.output_path))
+                width, height = result.output_size
+                signals.item_done.emit(job.key, str(job.output_path), width, height)
         signals.finished.emit(cancelled)
 
 
@@ -152,38 +158,96 @@ def read_qimage(path: Path, scaled_to: QSize | None = None) -> QImage:
     return reader.read()
 
 
-class ThumbnailSignals(QObject):
-    thumbnail = Signal(int, QImage)  # key, small image
+def qimage_from_array(array: np.ndarray) -> QImage:
+    """An (H, W, C) uint8/uint16 array as a QImage (8 bits per channel), owning its pixels."""
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    channels = array.shape[2]
+    if channels == 2:  # gray + alpha: Qt has no such format
+        gray, alpha = array[:, :, :1], array[:, :, 1:]
+        array = np.concatenate([gray, gray, gray, alpha], axis=2)
+    elif channels == 1:
+        array = np.repeat(array, 3, axis=2)
+    array = np.ascontiguousarray(array)
+    height, width, channels = array.shape
+    fmt = QImage.Format.Format_RGBA8888 if channels == 4 else QImage.Format.Format_RGB888
+    return QImage(array.data, width, height, width * channels, fmt).copy()
 
 
-class ThumbnailTask(QRunnable):
-    """Decodes small thumbnails for newly queued files."""
+def decode(path: Path, scaled_to: QSize | None = None) -> tuple[QImage, str]:
+    """``(image, "")``, or ``(null image, reason)`` when the file cannot be read.
+
+    Qt decodes first (fast, and it can scale while decoding); what Qt cannot read goes
+    through the core's reader, which reads more (16-bit, CMYK ...) and says why it failed.
+    """
+    image = read_qimage(path, scaled_to)
+    if not image.isNull():
+        return image, ""
+    from ..core.imageio import read_image
+
+    try:
+        loaded = read_image(path)
+    except Exception as exc:  # noqa: BLE001 (any reason is the row's message)
+        return QImage(), error_reason(exc)
+    image = qimage_from_array(loaded.array)
+    if scaled_to is not None:
+        image = image.scaled(
+            scaled_to,
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
+    return image, ""
+
+
+class ProbeSignals(QObject):
+    thumbnail = Signal(int, QImage, QSize)  # key, small image, the image's full size
+    unreadable = Signal(int, str)  # key, reason
+    finished = Signal(list)  # [(key, reason)] of the files that cannot be read
+
+
+class ProbeTask(QRunnable):
+    """Decodes each newly queued file once: a thumbnail, or the reason it cannot be read.
+
+    A corrupt file is flagged when it is added, not only when the batch reaches it.
+    """
 
     def __init__(self, items: list[tuple[int, Path]]) -> None:
         super().__init__()
-        self.signals = ThumbnailSignals()
+        self.signals = ProbeSignals()
         self._items = items
 
     def run(self) -> None:
+        bad: list[tuple[int, str]] = []
         for key, path in self._items:
-            image = read_qimage(path, THUMBNAIL_SIZE)
-            if not image.isNull():
-                self.signals.thumbnail.emit(key, image)
+            full = QImageReader(str(path))
+            full.setAutoTransform(True)
+            size = full.size()
+            image, reason = decode(path, THUMBNAIL_SIZE)
+            if image.isNull():
+                bad.append((key, reason))
+                self.signals.unreadable.emit(key, reason)
+            else:
+                if not size.isValid():
+                    size = QSize()
+                self.signals.thumbnail.emit(key, image, size)
+        self.signals.finished.emit(bad)
 
 
-class CompareSignals(QObject):
-    loaded = Signal(int, QImage, QImage)  # key, before, after
+class PreviewSignals(QObject):
+    loaded = Signal(int, QImage, QImage)  # key, input, output (null when there is none)
 
 
-class CompareTask(QRunnable):
-    """Decodes an input and its output for the before/after view."""
+class PreviewTask(QRunnable):
+    """Decodes a row's input, and its output when it has one, for the before/after view."""
 
-    def __init__(self, key: int, before: Path, after: Path) -> None:
+    def __init__(self, key: int, before: Path, after: Path | None) -> None:
         super().__init__()
-        self.signals = CompareSignals()
+        self.signals = PreviewSignals()
         self._key, self._before, self._after = key, before, after
 
     def run(self) -> None:
-        before = read_qimage(self._before)
-        after = read_qimage(self._after)
+        before, _ = decode(self._before)
+        after = decode(self._after)[0] if self._after is not None else QImage()
         self.signals.loaded.emit(self._key, before, after)

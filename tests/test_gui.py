@@ -15,12 +15,13 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from nexus_upscaler.gui.app import create_window  # noqa: E402
+from nexus_upscaler.gui.desktop import Desktop  # noqa: E402
 from nexus_upscaler.gui.queue_model import Status  # noqa: E402
 from nexus_upscaler.gui.settings import AppSettings  # noqa: E402
 from PIL import Image  # noqa: E402
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication, QPushButton  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from spandrel.architectures.Compact import Compact  # noqa: E402
 
@@ -35,17 +36,43 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("NEXUS_UPSCALER_CONFIG_DIR", str(tmp_path / "config"))
 
 
-@pytest.fixture
-def tiny_model(tmp_path) -> Path:
-    """A real 2x SRVGGNet-Compact checkpoint with 8 features (about 2,300 parameters)."""
-    model = Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=2)
-    path = tmp_path / "tiny-compact-x2.safetensors"
+def compact(path: Path, scale: int) -> Path:
+    """A real SRVGGNet-Compact checkpoint with 8 features (about 2,300 parameters)."""
+    model = Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=scale)
     save_file(model.state_dict(), str(path))
     return path
 
 
-def make_window(qtbot, tmp_path):
-    window = create_window(AppSettings(tmp_path / "gui.ini"))
+@pytest.fixture
+def tiny_model(tmp_path) -> Path:
+    return compact(tmp_path / "tiny-compact-x2.safetensors", 2)
+
+
+class RecordingDesktop(Desktop):
+    """Records what the app hands to the system instead of launching viewers."""
+
+    def __init__(self, platform: str = "linux") -> None:
+        super().__init__(platform)
+        self.opened: list[Path] = []
+        self.started: list[tuple[str, list[str]]] = []
+        self.shown: list[Path] = []
+
+    def open_url(self, url: QUrl) -> bool:
+        assert url.isLocalFile()
+        self.opened.append(Path(url.toLocalFile()))
+        return True
+
+    def start_detached(self, program: str, arguments: list[str]) -> bool:
+        self.started.append((program, list(arguments)))
+        return True
+
+    def show_items(self, path: Path) -> bool:
+        self.shown.append(path)
+        return False  # no file manager on the bus: the app falls back to opening the folder
+
+
+def make_window(qtbot, tmp_path, desktop: Desktop | None = None):
+    window = create_window(AppSettings(tmp_path / "gui.ini"), desktop or RecordingDesktop())
     window.controller.paste_dir = tmp_path / "pasted"
     qtbot.addWidget(window)
     window.show()
@@ -100,6 +127,73 @@ def start_and_wait(qtbot, window):
     return blocker.args[0]  # True when cancelled
 
 
+def notices(window) -> list[str]:
+    """The text and details of every notice on screen, newest first."""
+    return [
+        f"{b.text_label.text()}\n{b.details_text()}".strip()
+        for b in window.message_area.banners()
+        if b.isVisible()
+    ]
+
+
+def wait_for_probe(qtbot, window):
+    """Every queued file has been checked (a thumbnail, or flagged unreadable)."""
+    qtbot.waitUntil(
+        lambda: all(
+            i.thumbnail is not None or i.status is Status.FAILED
+            for i in window.controller.queue.items()
+        ),
+        timeout=RUN_TIMEOUT_MS,
+    )
+
+
+def select_row(qtbot, window, row: int):
+    window.queue_view.setCurrentIndex(window.controller.queue.index(row, 0))
+    window.queue_view.selectRow(row)
+
+
+def wait_preview(qtbot, window, row: int):
+    """Select ``row`` and wait until the comparison shows its images."""
+    key = window.controller.queue.item(row).key
+    with qtbot.waitSignal(
+        window.controller.preview_ready,
+        timeout=RUN_TIMEOUT_MS,
+        check_params_cb=lambda k, *_: k == key,
+    ):
+        select_row(qtbot, window, row)
+
+
+def answer_dialog(qtbot, button_name: str):
+    """Click ``button_name`` in the next modal dialog, as the user would, once it is open."""
+    clicked = []
+
+    def click():
+        dialog = QApplication.activeModalWidget()
+        button = dialog.findChild(QPushButton, button_name) if dialog else None
+        if button is None:
+            QTimer.singleShot(20, click)
+            return
+        clicked.append(dialog.windowTitle())
+        button.click()
+
+    QTimer.singleShot(0, click)
+    return clicked
+
+
+def test_qt_calls_keep_none_alive(qtbot, window):
+    """PySide6 6.12.0 takes a reference from None at each call of a Qt function returning
+    nothing; before Python 3.12 the app then dies ("deallocating None") once a long batch has
+    made enough calls. pyproject.toml excludes that version; this catches it installed anyway."""
+    import sys
+
+    label = window.compare_panel.state_label
+    before = sys.getrefcount(None)
+    for n in range(2000):
+        label.setText(str(n))
+        QApplication.processEvents()
+    assert sys.getrefcount(None) > before - 100
+
+
 def test_dropping_files_and_folders_fills_the_queue(qtbot, window, tmp_path):
     a = write_png(tmp_path / "in" / "a.png", 20, 10)
     folder = tmp_path / "folder"
@@ -126,8 +220,8 @@ def test_run_writes_outputs_of_the_right_size_beside_the_inputs(
     b = write_png(tmp_path / "in" / "b.png", 17, 23, seed=2)
     before = a.read_bytes()
     assert open_model(qtbot, window, tiny_model)
-    assert "2×" in window.side_panel.model_info.text()
-    assert "RealESRGAN Compact" in window.side_panel.model_info.text()
+    assert "2×" in window.side_panel.model_picker.info.text()
+    assert "RealESRGAN Compact" in window.side_panel.model_picker.info.text()
     drop(window, [a, b])
     queue = window.controller.queue
     assert queue.size_text(queue.item(0)) == "40×30 → 80×60"
@@ -143,12 +237,11 @@ def test_run_writes_outputs_of_the_right_size_beside_the_inputs(
     assert window.total_progress.value() == 100
     # the newest result is shown in the comparison (the output's size frames both images)
     qtbot.waitUntil(lambda: window.compare_view.image_size().width() == 34)
-    assert "b.png" in window.compare_title.text()
+    assert "b.png" in window.compare_panel.title.text()
 
     # a second run of the same files with "keep both" never replaces the first outputs
-    for item in queue.items():
-        queue.update(item.key, status=Status.WAITING)
-    assert start_and_wait(qtbot, window) is False
+    with qtbot.waitSignal(window.controller.batch_finished, timeout=RUN_TIMEOUT_MS):
+        window.controller.redo([item.key for item in queue.items()])
     assert queue.item(0).output_path == tmp_path / "in" / "upscaled" / "a_upscaled-2.png"
     assert Image.open(out_a).size == (80, 60)
 
@@ -215,7 +308,7 @@ def test_an_unloadable_model_is_reported_and_not_remembered(qtbot, window, tmp_p
     bad = tmp_path / "photo.safetensors"
     bad.write_bytes(b"not a checkpoint")
     assert not open_model(qtbot, window, bad)
-    assert "Could not load model" in window.statusBar().currentMessage()
+    assert f"Could not load the model {bad}" in notices(window)[0]
     assert window.controller.choices.recent_models == []
     assert not window.controller.start()  # no model: nothing starts
 
@@ -237,7 +330,7 @@ def test_a_slow_model_load_leaves_the_window_responsive(
     monkeypatch.setattr(loading, "load_model", slow_load)
     window.open_model_file(tiny_model)  # returns at once
     assert window.controller.loading and not window.start_button.isEnabled()
-    assert window.side_panel.model_info.text() == "Loading..."
+    assert window.side_panel.model_picker.info.text() == "Loading..."
     drop(window, [write_png(tmp_path / "in" / "a.png", 12, 10)])
     assert window.controller.queue.rowCount() == 1
     assert not window.controller.start()
@@ -276,7 +369,7 @@ def test_settings_survive_closing_and_reopening(qtbot, tmp_path, tiny_model):
     # the model is reopened (in the background) and listed among the recent ones
     qtbot.waitUntil(lambda: second.controller.model_info is not None, timeout=RUN_TIMEOUT_MS)
     assert panel.model_combo.currentData() == str(tiny_model)
-    assert "2×" in panel.model_info.text()
+    assert "2×" in panel.model_picker.info.text()
     options = second.controller.options()
     assert (options.tile, options.tta, options.target_scale) == (256, True, 3.0)
 
@@ -300,11 +393,14 @@ def test_closing_the_window_cancels_and_waits_for_the_worker(qtbot, tmp_path, ti
         lambda text: cancelled.set() if text.startswith("Cancelling") else None,
         Qt.DirectConnection,
     )
+    window.side_panel.advanced_toggle.setChecked(True)
     window.controller.start()
     window.controller._worker.signals.item_progress.connect(hold, Qt.DirectConnection)
     qtbot.waitUntil(reached.is_set, timeout=RUN_TIMEOUT_MS)
 
-    window.close()  # returns only when the worker has stopped
+    answered = answer_dialog(qtbot, "stopAndCloseButton")
+    window.close()  # asks, then returns only when the worker has stopped
+    assert answered == ["Stop upscaling?"]
 
     assert window.controller._batch_pool.activeThreadCount() == 0
     out_dir = tmp_path / "in" / "upscaled"
@@ -336,3 +432,404 @@ def test_pasting_image_data_queues_it_as_a_png(qtbot, window, tmp_path):
     assert len(items) == 1
     assert items[0].path.parent == tmp_path / "pasted" and items[0].path.suffix == ".png"
     assert Image.open(items[0].path).size == (24, 16)
+
+
+# --- issue 17: an app that guides -------------------------------------------------------------
+
+
+def corrupt_png(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"definitely not image data" * 4)
+    return path
+
+
+def test_failures_and_the_batch_summary_stay_until_dismissed(qtbot, window, tmp_path, tiny_model):
+    good = write_png(tmp_path / "in" / "a.png", 16, 16, seed=1)
+    broken = corrupt_png(tmp_path / "in" / "broken.png")
+    assert open_model(qtbot, window, tiny_model)
+    drop(window, [good, broken])
+    wait_for_probe(qtbot, window)
+    assert start_and_wait(qtbot, window) is False
+
+    summary = notices(window)[0]
+    assert summary.startswith("Finished in ")
+    assert "1 done, 1 failed" in summary
+    assert f"Saved in {tmp_path / 'in' / 'upscaled'}" in summary
+    failed = window.controller.queue.item(1)
+    assert f"broken.png: {failed.error}" in summary  # the file and its reason
+    assert "not an image" in failed.error or "unreadable" in failed.error
+
+    # Later activity (status-bar messages come and go) leaves it on screen ...
+    drop(window, [write_png(tmp_path / "in" / "c.png", 8, 8)])
+    window.controller.message.emit("something else")
+    qtbot.wait(50)
+    assert notices(window)[0] == summary
+    assert window.message_area.isVisible()
+    # ... until the user closes it.
+    banners = window.message_area.banners()
+    for banner in banners:
+        qtbot.mouseClick(banner.close_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.message_area.isVisible())
+    assert notices(window) == []
+
+
+def test_the_model_picker_says_what_each_model_is_for(qtbot, tmp_path, monkeypatch):
+    """The picker lists the zoo's models in the zoo's order with the zoo's plain description,
+    marks the recommended one, and says under it what the loaded model is for."""
+    from nexus_upscaler.core.loading import load_model, save_model
+    from nexus_upscaler.core.zoo import default_model_name, list_shipped_models
+
+    weights = tmp_path / "weights"
+    for name, scale, text in (
+        ("nexus-x4", 4, "Photos, four times larger. Slower; the most natural detail."),
+        ("hyresr-x2", 2, "Twice as large, fast. Good for drawings and screenshots."),
+    ):
+        tmp = compact(tmp_path / f"{name}-raw.safetensors", scale)
+        save_model(load_model(tmp), weights / f"{name}.safetensors", description=text)
+    zoo = list_shipped_models()
+    window = make_window(qtbot, tmp_path)
+    qtbot.waitUntil(lambda: window.controller.model_info is not None, timeout=RUN_TIMEOUT_MS)
+
+    picker = window.side_panel.model_picker
+    combo = picker.combo
+    listed = [combo.itemData(i) for i in range(len(zoo))]
+    assert listed == [m.name for m in zoo]  # the zoo's order: it lists the recommended first
+    for row, model in enumerate(zoo):
+        assert combo.itemText(row) == model.name
+        assert combo.itemData(row, Qt.ItemDataRole.UserRole + 1) == model.description
+        assert combo.itemData(row, Qt.ItemDataRole.ToolTipRole) == model.description
+        recommended = combo.itemData(row, Qt.ItemDataRole.UserRole + 2)
+        assert bool(recommended) == (model.name == default_model_name())
+    # the list draws the description under each name: a row is taller than one line of text
+    view = combo.view()
+    delegate = view.itemDelegate()
+    option = view.viewOptions() if hasattr(view, "viewOptions") else None
+    if option is None:
+        from PySide6.QtWidgets import QStyleOptionViewItem
+
+        option = QStyleOptionViewItem()
+        option.initFrom(view)
+    assert (
+        delegate.sizeHint(option, view.model().index(0, 0)).height()
+        > 2 * combo.fontMetrics().height()
+    )
+
+    # the recommended model is loaded on first launch, and said in words under the picker
+    assert combo.currentData() == default_model_name()
+    assert (
+        picker.description.text() == "Photos, four times larger. Slower; the most natural detail."
+    )
+    assert picker.description.isVisible()
+    assert "4×" in picker.info.text()
+
+    # picking another model shows its words instead
+    row = combo.findData("hyresr-x2")
+    with qtbot.waitSignal(window.controller.model_changed, timeout=RUN_TIMEOUT_MS):
+        combo.setCurrentIndex(row)
+        combo.activated.emit(row)
+    assert picker.description.text() == "Twice as large, fast. Good for drawings and screenshots."
+    assert combo.currentData() == "hyresr-x2"
+
+
+def test_a_finished_row_opens_its_result_and_folder(qtbot, tmp_path, tiny_model):
+    desktop = RecordingDesktop()
+    window = make_window(qtbot, tmp_path, desktop)
+    a = write_png(tmp_path / "in" / "a.png", 20, 12)
+    b = write_png(tmp_path / "in" / "b.png", 12, 12, seed=2)
+    assert open_model(qtbot, window, tiny_model)
+    drop(window, [a, b])
+    panel = window.queue_panel
+    select_row(qtbot, window, 0)
+    assert not panel.open_folder_action.isEnabled()  # nothing to open while waiting
+    assert start_and_wait(qtbot, window) is False
+    result = tmp_path / "in" / "upscaled" / "a_upscaled.png"
+
+    # double-click opens the result with the user's viewer
+    view = window.queue_view
+    rect = view.visualRect(window.controller.queue.index(0, 0))
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert desktop.opened == [result]
+
+    # "Show in folder" and "Open output folder" on the selected finished row
+    select_row(qtbot, window, 0)
+    assert panel.reveal_action.isEnabled() and panel.open_folder_action.isEnabled()
+    qtbot.mouseClick(panel.reveal_button, Qt.MouseButton.LeftButton)
+    assert desktop.shown == [result]  # the file manager is asked to select the file ...
+    assert desktop.opened[-1] == result.parent  # ... and without one, the folder opens
+    qtbot.mouseClick(panel.open_folder_button, Qt.MouseButton.LeftButton)
+    assert desktop.opened[-1] == result.parent
+
+    # the end-of-batch notice offers the folder too
+    banner = window.message_area.banners()[0]
+    qtbot.mouseClick(banner.folder_button, Qt.MouseButton.LeftButton)
+    assert desktop.opened[-1] == result.parent
+
+    # a result deleted since is reported, not opened
+    result.unlink()
+    count = len(desktop.opened)
+    panel.open_action.trigger()
+    assert len(desktop.opened) == count
+    assert f"{result} is no longer there" in notices(window)[0]
+
+
+@pytest.mark.parametrize(
+    ("platform", "program", "arguments"),
+    [
+        ("win32", "explorer.exe", ["/select,", "C:\\out\\a b.png"]),
+        ("darwin", "open", ["-R", "C:/out/a b.png"]),
+    ],
+)
+def test_show_in_folder_selects_the_file_on_each_platform(platform, program, arguments):
+    desktop = RecordingDesktop(platform)
+    assert desktop.reveal(Path("C:/out/a b.png"))
+    assert desktop.started == [(program, arguments)]
+    assert desktop.opened == []
+
+
+def test_panels_show_the_current_state(qtbot, window, tmp_path, tiny_model):
+    a = write_png(tmp_path / "in" / "a.png", 40, 30, seed=1)
+    broken = corrupt_png(tmp_path / "in" / "b.png")
+    assert open_model(qtbot, window, tiny_model)
+    drop(window, [a, broken])
+    wait_for_probe(qtbot, window)
+    assert start_and_wait(qtbot, window) is False
+    queue = window.controller.queue
+    qtbot.waitUntil(lambda: window.compare_view.is_comparing(), timeout=RUN_TIMEOUT_MS)
+
+    # selecting the failed row shows that row: its reason, never the other image
+    select_row(qtbot, window, 1)
+    qtbot.waitUntil(lambda: not window.compare_view.has_images(), timeout=RUN_TIMEOUT_MS)
+    qtbot.wait(100)  # a late preview of another row must not come back
+    assert not window.compare_view.has_images()
+    reason = queue.item(1).error
+    assert window.compare_panel.state_label.text() == f"Failed: {reason}"
+    assert "b.png" in window.compare_panel.title.text()
+    assert "b.png cannot be shown" in window.compare_view.placeholder
+
+    # switching model keeps a finished row's sizes; a waiting row shows the new plan
+    c = write_png(tmp_path / "in" / "c.png", 10, 10, seed=3)
+    drop(window, [c])
+    assert window.total_progress.value() == 33  # not the finished batch's 100 %
+    assert window.total_progress.format() == "1 of 3 images done, 1 failed"
+    assert open_model(qtbot, window, compact(tmp_path / "x4.safetensors", 4))
+    assert queue.size_text(queue.item(0)) == "40×30 → 80×60"  # what was written
+    assert queue.size_text(queue.item(2)) == "10×10 → 40×40"  # what the new model will write
+
+    # Clear finished: the comparison lets go of the cleared image
+    wait_preview(qtbot, window, 0)
+    assert window.compare_view.is_comparing()
+    qtbot.mouseClick(window.queue_panel.clear_done_button, Qt.MouseButton.LeftButton)
+    assert [i.path.name for i in queue.items()] == ["b.png", "c.png"]
+    assert "a.png" not in window.compare_panel.title.text()
+    qtbot.waitUntil(lambda: not window.compare_view.is_comparing(), timeout=RUN_TIMEOUT_MS)
+    assert window.total_progress.format() == "0 of 2 images done, 1 failed"
+
+
+def test_a_finished_image_is_redone_with_another_model(qtbot, window, tmp_path, tiny_model):
+    a = write_png(tmp_path / "in" / "a.png", 12, 10, seed=1)
+    assert open_model(qtbot, window, tiny_model)
+    panel = window.side_panel
+    panel.name_model_check.setChecked(True)  # output names say which model made them
+    drop(window, [a])
+    assert start_and_wait(qtbot, window) is False
+    first = tmp_path / "in" / "upscaled" / "a_upscaled_tiny-compact-x2.png"
+    assert window.controller.queue.item(0).output_path == first
+
+    assert open_model(qtbot, window, compact(tmp_path / "big-x4.safetensors", 4))
+    select_row(qtbot, window, 0)
+    assert window.queue_panel.redo_action.isEnabled()
+    with qtbot.waitSignal(window.controller.batch_finished, timeout=RUN_TIMEOUT_MS):
+        qtbot.mouseClick(window.queue_panel.redo_button, Qt.MouseButton.LeftButton)
+    item = window.controller.queue.item(0)
+    second = tmp_path / "in" / "upscaled" / "a_upscaled_big-x4.png"
+    assert item.status is Status.DONE and item.output_path == second
+    assert Image.open(second).size == (48, 40)
+    assert Image.open(first).size == (24, 20)  # the first result is kept
+    assert window.controller.queue.rowCount() == 1  # redone in place, not re-added
+    assert window.controller.queue.size_text(item) == "12×10 → 48×40"
+    assert "big-x4" in window.compare_panel.state_label.text()
+
+
+def test_an_output_folder_that_is_a_file_is_refused_when_chosen(qtbot, window, tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    edit = window.side_panel.output_dir_edit
+    edit.setText(str(folder))
+    edit.editingFinished.emit()
+    assert window.controller.choices.output_dir == str(folder)
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("a file, not a folder")
+    for typed, named in ((a_file, f"{a_file} is a file"), (a_file / "sub", f"{a_file} is a file")):
+        edit.setText(str(typed))
+        edit.editingFinished.emit()
+        assert named in notices(window)[0]
+        assert window.controller.choices.output_dir == str(folder)  # the choice stands
+        assert edit.text() == str(folder)  # and the field shows it again
+    assert len(notices(window)) == 1  # one notice on the topic, the newest
+
+
+def test_an_output_folder_that_became_a_file_fails_its_rows_naming_it(
+    qtbot, window, tmp_path, tiny_model
+):
+    assert open_model(qtbot, window, tiny_model)
+    a = write_png(tmp_path / "in" / "a.png", 8, 8)
+    (tmp_path / "in" / "upscaled").write_text("someone's file")  # where outputs would go
+    drop(window, [a])
+    assert start_and_wait(qtbot, window) is False
+    item = window.controller.queue.item(0)
+    assert item.status is Status.FAILED
+    assert f"{tmp_path / 'in' / 'upscaled'} is a file" in item.error
+
+
+def test_first_launch_guides_and_checks_files_as_they_come(qtbot, window, tmp_path):
+    panel = window.queue_panel
+    assert panel.empty_state.isVisible() and not window.queue_view.isVisible()
+    text = panel.empty_label.text()
+    assert "Drop images" in text and "paste" in text and "add them" in text
+    qtbot.waitUntil(lambda: window.side_panel.model_picker.info.text() == "No model loaded")
+
+    good = write_png(tmp_path / "in" / "a.png", 30, 20)
+    broken = corrupt_png(tmp_path / "in" / "b.png")
+    truncated = tmp_path / "in" / "c.png"
+    truncated.write_bytes(write_png(tmp_path / "full.png", 64, 64).read_bytes()[:300])
+    drop(window, [good, broken, truncated])
+    assert window.queue_view.isVisible() and not panel.empty_state.isVisible()
+    wait_for_probe(qtbot, window)
+
+    # corrupt files are flagged now, before any run, with a reason one can read
+    queue = window.controller.queue
+    assert statuses(window) == [Status.WAITING, Status.FAILED, Status.FAILED]
+    flagged = notices(window)[0]
+    assert flagged.startswith("2 files cannot be read")
+    for row in (1, 2):
+        item = queue.item(row)
+        assert f"{item.path.name}: {item.error}" in flagged
+        assert item.error in queue.data(queue.index(row, queue.STATUS), Qt.ItemDataRole.ToolTipRole)
+        background = queue.data(queue.index(row, 0), Qt.ItemDataRole.BackgroundRole)
+        assert background.red() > 2 * background.green()  # failed rows are red
+    assert queue.data(queue.index(0, 0), Qt.ItemDataRole.BackgroundRole) is None
+
+    # a waiting image shows its preview when selected: the input alone, at its own size
+    wait_preview(qtbot, window, 0)
+    view = window.compare_view
+    assert view.has_images() and not view.is_comparing()
+    assert (view.image_size().width(), view.image_size().height()) == (30, 20)
+    assert window.compare_panel.state_label.text() == "Waiting to be upscaled."
+
+
+def test_zoom_steps_and_keys(qtbot, window, tmp_path):
+    drop(window, [write_png(tmp_path / "in" / "a.png", 64, 48)])
+    wait_preview(qtbot, window, 0)
+    view = window.compare_view
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+
+    for target in (view, window.queue_view):  # the keys work wherever the focus is
+        target.setFocus()
+        qtbot.keyClick(target, Qt.Key.Key_1)
+        assert view.zoom == 1.0
+        seen = []
+        for _ in range(4):
+            qtbot.keyClick(target, Qt.Key.Key_Plus)
+            seen.append(view.zoom)
+        assert seen == [1.5, 2.0, 3.0, 4.0]  # 100 %, 200 % and 400 % are steps
+        assert window.compare_panel.zoom_label.text() == "400%"
+        qtbot.keyClick(target, Qt.Key.Key_Minus)
+        assert view.zoom == 3.0
+        qtbot.keyClick(target, Qt.Key.Key_0)
+        assert view.zoom == 1.0
+        qtbot.keyClick(target, Qt.Key.Key_Equal)  # "+" without Shift on many keyboards
+        assert view.zoom == 1.5
+        qtbot.keyClick(target, Qt.Key.Key_F)
+        assert view.zoom == pytest.approx(min(view.width() / 64, view.height() / 48))
+
+    # the buttons and the wheel move along the same steps
+    view.actual_size()
+    qtbot.mouseClick(window.compare_panel.zoom_in_button, Qt.MouseButton.LeftButton)
+    assert view.zoom == 1.5
+    qtbot.mouseClick(window.compare_panel.zoom_out_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.compare_panel.zoom_out_button, Qt.MouseButton.LeftButton)
+    assert view.zoom == pytest.approx(2 / 3)
+
+    # typing in a text field keeps its characters
+    suffix = window.side_panel.suffix_edit
+    suffix.setFocus()
+    suffix.clear()
+    zoom = view.zoom
+    qtbot.keyClicks(suffix, "x10f+")
+    assert suffix.text() == "x10f+" and view.zoom == zoom
+
+
+def test_show_advanced_options_is_remembered(qtbot, tmp_path):
+    first = make_window(qtbot, tmp_path)
+    assert not first.side_panel.advanced.isVisible()
+    qtbot.mouseClick(first.side_panel.advanced_toggle, Qt.MouseButton.LeftButton)
+    assert first.side_panel.advanced.isVisible()
+    first.close()
+    second = make_window(qtbot, tmp_path)
+    assert second.side_panel.advanced_toggle.isChecked()
+    assert second.side_panel.advanced.isVisible()
+
+
+def test_closing_during_a_batch_asks_first(qtbot, tmp_path, tiny_model):
+    window = make_window(qtbot, tmp_path)
+    inputs = [write_png(tmp_path / "in" / f"{n}.png", 96, 96, seed=n) for n in range(2)]
+    assert open_model(qtbot, window, tiny_model)
+    window.side_panel.tile_spin.setValue(32)
+    window.side_panel.overlap_spin.setValue(8)
+    drop(window, inputs)
+    reached, release = threading.Event(), threading.Event()
+
+    def hold(key, done, total):
+        if not reached.is_set():
+            reached.set()
+            release.wait(10)
+
+    window.controller.start()
+    window.controller._worker.signals.item_progress.connect(hold, Qt.DirectConnection)
+    qtbot.waitUntil(reached.is_set, timeout=RUN_TIMEOUT_MS)
+
+    answered = answer_dialog(qtbot, "keepRunningButton")
+    assert not window.close()  # the user chose to keep upscaling
+    assert answered == ["Stop upscaling?"]
+    assert window.isVisible() and window.controller.running
+    with qtbot.waitSignal(window.controller.batch_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        release.set()
+    assert blocker.args == [False]
+    assert statuses(window) == [Status.DONE, Status.DONE]
+    assert window.close()  # nothing running: closes without asking
+
+
+def test_quality_is_offered_only_for_lossy_formats(qtbot, window):
+    panel = window.side_panel
+    enabled = {}
+    for fmt in ("png", "jpeg", "webp", "tiff", "same"):
+        panel.format_combo.setCurrentIndex(panel.format_combo.findData(fmt))
+        enabled[fmt] = panel.quality_spin.isEnabled()
+    assert enabled == {"png": False, "jpeg": True, "webp": True, "tiff": False, "same": True}
+    assert panel.format_combo.itemText(panel.format_combo.findData("same")) == "Same as input"
+
+
+def test_same_as_input_keeps_each_files_format(qtbot, window, tmp_path, tiny_model):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(pixels).save(folder / "photo.jpg", quality=90)
+    Image.fromarray(pixels).save(folder / "drawing.png")
+    Image.fromarray(pixels).save(folder / "old.bmp")
+    assert open_model(qtbot, window, tiny_model)
+    panel = window.side_panel
+    panel.format_combo.setCurrentIndex(panel.format_combo.findData("same"))
+    drop(window, [folder])
+    assert start_and_wait(qtbot, window) is False
+    out = folder / "upscaled"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "drawing_upscaled.png",
+        "old_upscaled.png",  # BMP is not written: PNG instead
+        "photo_upscaled.jpg",
+    ]
+    assert Image.open(out / "photo_upscaled.jpg").format == "JPEG"
+    assert Image.open(out / "drawing_upscaled.png").format == "PNG"
