@@ -8,18 +8,29 @@ does each file. It goes on past a bad file, prints a summary, and exits 1 if any
 from __future__ import annotations
 
 import argparse
-import glob
-import os
+import contextlib
+import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .core.errors import NexusError
+from .core.errors import OptionError, OutputPlanError, one_line
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".jpe", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# the engine option each setting flag overrides, and the flag a message about it should name
+OPTION_FLAGS = {
+    "tile": "--tile",
+    "overlap": "--overlap",
+    "precision": "--precision",
+    "device": "--device",
+    "tta": "--tta",
+    "batch": "--batch",
+    "target_scale": "--scale",
+    "alpha_mode": "--alpha",
+}
 
 EXAMPLES = """\
 examples:
@@ -67,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     eng.add_argument("--tile", metavar="PX|auto", type=_tile, help="tile size in input pixels")
     eng.add_argument("--overlap", metavar="PX", type=int, help="overlap between tiles in pixels")
     eng.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"])
-    eng.add_argument("--device", metavar="DEV", help='"auto", "cpu", "cuda", "cuda:1", "mps"')
+    eng.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N (the N-th GPU), mps")
     eng.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
@@ -117,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave inputs whose output exists alone (re-run an interrupted batch)",
     )
 
+    out.add_argument(
+        "--max-pixels",
+        metavar="N",
+        type=_pixels,
+        help="largest input to open, in pixels (300M = 300 megapixels; 0: no limit; "
+        "default 200M): a guard against decompression bombs",
+    )
+
     misc = p.add_argument_group("other")
     misc.add_argument("--list-models", action="store_true", help="list shipped models and exit")
     misc.add_argument("--list-presets", action="store_true", help="list presets and exit")
@@ -134,55 +153,43 @@ def _tile(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f'expected pixels or "auto", got {text!r}') from None
 
 
+def _pixels(text: str) -> int:
+    """``--max-pixels``: a pixel count, ``300M`` megapixels or ``1.5G``; 0 means no limit."""
+    units = {"k": 10**3, "m": 10**6, "g": 10**9}
+    number, unit = (text[:-1], units[text[-1].lower()]) if text[-1:].lower() in units else (text, 1)
+    try:
+        pixels = round(float(number) * unit)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a pixel count such as 300000000 or 300M, got {text!r}"
+        ) from None
+    if pixels < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or positive, got {text!r}")
+    return pixels
+
+
 # --- inputs and outputs ------------------------------------------------------------------------
 
 
-def expand_inputs(
-    specs: Iterable[str], recursive: bool
-) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """(file, root) pairs for each input (root: the folder it was found in, for -o trees) and
-    the specs that matched nothing."""
-    found: dict[Path, tuple[Path, Path]] = {}
-    missing: list[str] = []
-    for spec in specs:
-        path = Path(spec).expanduser()
-        if path.is_file():
-            candidates = [(path, path.parent)]
-        elif path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            candidates = [
-                (f, path)
-                for f in sorted(path.glob(pattern))
-                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not _hidden(f, path)
-            ]
-        elif glob.has_magic(spec):
-            matches = sorted(glob.glob(os.path.expanduser(spec), recursive=recursive))
-            candidates = [(Path(m), Path(m).parent) for m in matches if Path(m).is_file()]
-        else:
-            candidates = []
-        if not candidates:
-            missing.append(spec)
-        for file, root in candidates:
-            found.setdefault(file.resolve(), (file, root))
-    return list(found.values()), missing
+def find_files(args: argparse.Namespace):
+    """The inputs ``args`` name (``core.inputs.find_inputs``)."""
+    from .core.inputs import find_inputs
+
+    return find_inputs(args.inputs, args.recursive)
 
 
-def _hidden(file: Path, root: Path) -> bool:
-    # our own temporary files (".name.xxxx.tmp") and other dot files are not inputs
-    return any(part.startswith(".") for part in file.relative_to(root).parts)
+def plan(args: argparse.Namespace, files, scale: float):
+    """Where each input goes (``core.outputs.plan_outputs``), as ``args`` ask."""
+    from .core.outputs import default_suffix, plan_outputs
 
-
-def _output_for(
-    file: Path, root: Path, output: str | None, single: bool, suffix: str, fmt: str | None
-) -> Path:
-    from .core.pipeline import plan_output_path
-
-    if output is None:
-        return plan_output_path(file, None, suffix, fmt)
-    if single and _names_a_file(output):
-        return Path(output)
-    folder = Path(output) / file.parent.relative_to(root)  # keeps subfolders of a --recursive tree
-    return plan_output_path(file, folder, suffix, fmt)
+    existing = "overwrite" if args.overwrite else "skip" if args.skip_existing else "fail"
+    return plan_outputs(
+        files,
+        output=args.output,
+        suffix=args.suffix if args.suffix is not None else default_suffix(scale),
+        format=args.format,
+        existing=existing,
+    )
 
 
 # --- listing -----------------------------------------------------------------------------------
@@ -233,25 +240,77 @@ def _error(message: str) -> None:
     tqdm.write(f"nexus-upscale: error: {message}", file=sys.stderr)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if isinstance(exc, NexusError) else f"{type(exc).__name__}: {text}"
+def _note(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"nexus-upscale: note: {message}", file=sys.stderr)
+
+
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM, or SIGHUP: the terminal closed). Raised from the
+    signal handler so that every ``finally`` runs: no temporary file is left behind."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    """Turn SIGTERM (and SIGHUP) into ``Terminated`` for the length of a run.
+
+    Their default action ends the process at once, skipping the clean-up of the file being
+    written. Only the main thread can set handlers; elsewhere this does nothing.
+    """
+    wanted = [signal.SIGTERM]
+    if hasattr(signal, "SIGHUP"):  # not on Windows
+        wanted.append(signal.SIGHUP)
+
+    def handler(signum: int, _frame: object) -> None:
+        raise Terminated(signum)
+
+    saved = {}
+    try:
+        for signum in wanted:
+            saved[signum] = signal.signal(signum, handler)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for signum, previous in saved.items():
+            signal.signal(signum, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nexus-upscale`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return _run(parser, args)
-    except KeyboardInterrupt:
-        _error("interrupted; the file in progress was not written")
-        return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - setup errors (preset, model, device): one line
-        if args.debug:
-            traceback.print_exc()
-        _error(_one_line(exc))
-        return EXIT_USAGE
+    with _stop_signals_raise():
+        try:
+            return _run(parser, args)
+        except KeyboardInterrupt:
+            _error("interrupted; the file in progress was not written")
+            return EXIT_INTERRUPTED
+        except Terminated as stop:
+            _error(
+                f"stopped by {signal.Signals(stop.signum).name}; the file in progress was not written"
+            )
+            return 128 + stop.signum
+        except OptionError as exc:
+            flag = OPTION_FLAGS.get(exc.field)
+            _error(exc.for_setting(flag) if flag else one_line(exc))
+            return EXIT_USAGE
+        except OutputPlanError as exc:
+            _error(
+                f"-o {exc}" if args.output and str(exc).startswith(args.output) else one_line(exc)
+            )
+            return EXIT_USAGE
+        except Exception as exc:  # noqa: BLE001 - setup errors (preset, model, device): one line
+            if args.debug:
+                traceback.print_exc()
+            _error(one_line(exc))
+            return EXIT_USAGE
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -267,48 +326,32 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         _error(f"--quality must be 1..100, got {args.quality}")
         return EXIT_USAGE
 
-    from .core.presets import get_preset
+    from .core.presets import build_options
 
-    overrides = {
-        key: value
-        for key, value in {
-            "tile": args.tile,
-            "overlap": args.overlap,
-            "precision": args.precision,
-            "device": args.device,
-            "tta": args.tta,
-            "batch": args.batch,
-            "target_scale": args.scale,
-            "alpha_mode": args.alpha,
-        }.items()
-        if value is not None
-    }
-    options = get_preset(args.preset, **overrides)
-
-    files, missing = expand_inputs(args.inputs, args.recursive)
-    if not files and missing:
-        for spec in missing:
-            _error(f"{spec}: no such file, folder or matching image")
-        return EXIT_FAILED
-
-    if args.output and len(files) + len(missing) > 1 and _names_a_file(args.output):
-        _error(f"-o {args.output} names one file, but there are several inputs; give a folder")
-        return EXIT_USAGE
-
-    descriptor = _load(args.model, options.device, args.scale)
-    scale = options.target_scale or descriptor.scale
-    suffix = args.suffix if args.suffix is not None else f"_x{scale:g}"
-    return _upscale_all(args, options, descriptor, files, missing, suffix)
-
-
-def _names_a_file(output: str) -> bool:
-    from .core.imageio import format_for_path
-
-    return (
-        not output.endswith(("/", os.sep))
-        and not Path(output).is_dir()
-        and (format_for_path(output) is not None)
+    options = build_options(
+        args.preset, **{field: getattr(args, _dest(flag)) for field, flag in OPTION_FLAGS.items()}
     )
+
+    found = find_files(args)
+    if found.ours:
+        count = len(found.ours)
+        _note(
+            f"left out {count} image{'s' * (count != 1)} this tool wrote earlier "
+            "(name a file to upscale it again)"
+        )
+    if not found.files:
+        for spec in found.missing:
+            _error(f"{spec}: no such file, folder or matching image")
+        return EXIT_FAILED if found.missing else EXIT_OK
+
+    plan(args, found.files, options.target_scale or 1)  # usage errors before a model loads
+    descriptor = _load(args.model, options.device, args.scale)
+    plans = plan(args, found.files, options.target_scale or descriptor.scale)
+    return _upscale_all(args, options, descriptor, plans, found.missing)
+
+
+def _dest(flag: str) -> str:
+    return {"--scale": "scale", "--alpha": "alpha"}.get(flag, flag[2:])
 
 
 def _load(model: str | None, device: str, scale: float | None = None):
@@ -321,7 +364,7 @@ def _load(model: str | None, device: str, scale: float | None = None):
     return load_model(resolve_model(model, scale=native), device=device)
 
 
-def _upscale_all(args, options, descriptor, files, missing, suffix) -> int:
+def _upscale_all(args, options, descriptor, plans, missing) -> int:
     from tqdm import tqdm
 
     from .core.pipeline import upscale_file
@@ -333,62 +376,43 @@ def _upscale_all(args, options, descriptor, files, missing, suffix) -> int:
         _error(f"{spec}: {reason}")
     written: list[Path] = []
     skipped: list[Path] = []
-    planned: set[Path] = set()
-    single = len(files) == 1 and not missing
+    max_pixels = _max_pixels(args)
     started = time.perf_counter()
     show = not args.quiet
-    several = len(files) > 1
-    files_bar = tqdm(total=len(files), unit="file", disable=not show or not several, position=0)
-    for file, root in files:
-        tiles = tqdm(
-            desc=file.name[:30], unit="tile", leave=False, disable=not show, position=int(several)
-        )
-
-        def progress(done: int, total: int, bar=tiles) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
+    several = len(plans) > 1
+    files_bar = tqdm(total=len(plans), unit="file", disable=not show or not several, position=0)
+    for item in plans:
+        file = item.input.path
+        progress = _Progress(file.name, show, position=int(several))
         try:
-            target = _output_for(file, root, args.output, single, suffix, args.format)
-            key = Path(os.path.normcase(target.resolve()))
-            if key in planned:
-                raise _Collision(f"{target}: another input in this run already writes this file")
-            planned.add(key)
-            if (
-                args.skip_existing
-                and target.exists()
-                and key != Path(os.path.normcase(file.resolve()))
-            ):
-                skipped.append(target)
+            if item.problem is not None:
+                raise OutputPlanError(item.problem)
+            if item.skip:
+                skipped.append(item.output)
                 continue
             result = upscale_file(
                 descriptor,
                 file,
-                target,
+                item.output,
                 options,
                 format=args.format,
                 quality=args.quality,
                 overwrite=args.overwrite,
                 progress=progress,
+                max_pixels=max_pixels,
             )
-        except KeyboardInterrupt:
-            tiles.close()
-            files_bar.close()
-            raise
         except Exception as exc:  # noqa: BLE001 - go on past a bad file, report it in the summary
             if args.debug:
                 traceback.print_exc()
-            failures.append((str(file), _one_line(exc)))
-            _error(f"{file}: {_one_line(exc)}" if str(file) not in str(exc) else _one_line(exc))
+            reason = one_line(exc)
+            failures.append((str(file), reason))
+            _error(f"{file}: {reason}" if str(file) not in reason else reason)
         else:
             written.append(result.output_path)
             for note in result.notes:
-                tqdm.write(
-                    f"nexus-upscale: note: {result.output_path.name}: {note}", file=sys.stderr
-                )
+                _note(f"{result.output_path.name}: {note}")
         finally:
-            tiles.close()
+            progress.close()
             files_bar.update(1)
     files_bar.close()
 
@@ -408,8 +432,42 @@ def _upscale_all(args, options, descriptor, files, missing, suffix) -> int:
     return EXIT_FAILED if failures else EXIT_OK
 
 
-class _Collision(NexusError):
-    """Two inputs of one run would write the same output file."""
+def _max_pixels(args: argparse.Namespace) -> int | None:
+    from .core.imageio import DEFAULT_MAX_PIXELS
+
+    if args.max_pixels is None:
+        return DEFAULT_MAX_PIXELS
+    return args.max_pixels or None  # 0: no limit
+
+
+class _Progress:
+    """A file's progress bar, shown from the first report on (when its total is known), so it
+    never starts as a bare "0it"; it counts the engine's steps (tiles, or passes over a tile)."""
+
+    def __init__(self, name: str, show: bool, position: int) -> None:
+        self._name, self._show, self._position = name[:30], show, position
+        self._bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self._show:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                desc=self._name,
+                total=total,
+                leave=False,
+                position=self._position,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} [{elapsed}<{remaining}]",
+            )
+        self._bar.total = total
+        self._bar.n = done
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 if __name__ == "__main__":

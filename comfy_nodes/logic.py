@@ -168,10 +168,7 @@ def build_options(
         raise ValueError(f"scale_by must be 0 (the model's scale) or positive, got {scale_by}")
     if scale_by > 0:
         overrides["target_scale"] = float(scale_by)
-    named = {p.name: p for p in presets.list_presets()}.get(preset)
-    if named is None or named.settings.get("device", "auto") == "auto":
-        overrides["device"] = str(device)
-    return presets.get_preset(preset, **overrides)
+    return presets.build_options(preset, fallback_device=str(device), **overrides)
 
 
 def memory_estimate(

@@ -1,4 +1,8 @@
-"""Reading and writing images with Pillow, keeping what users of other upscalers lose.
+"""Reading and writing images, keeping what users of other upscalers lose.
+
+Pillow does the formats and the metadata. Pillow has no 16-bit colour mode, so 16-bit RGB(A) and
+gray + alpha PNGs are decoded and encoded with ``imagecodecs`` (libpng) and 16-bit colour TIFFs
+with ``tifffile``; Pillow still reads their metadata.
 
 ``read_image`` returns the pixels as an ``(H, W, C)`` numpy array in the file's own bit depth
 (uint8, or uint16 for 16-bit PNG and TIFF) and the metadata worth carrying over: the ICC profile,
@@ -21,24 +25,44 @@ import io
 import os
 import secrets
 import struct
+import threading
 import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageCms, PngImagePlugin, UnidentifiedImageError
 
-from .errors import ImageReadError, ImageWriteError
+from .. import __version__
+from .errors import ImageReadError, ImageTooLargeError, ImageWriteError
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "FORMATS",
+    "PNG_COMPRESS_LEVEL",
+    "SOFTWARE",
+    "SOFTWARE_NAME",
     "ImageMetadata",
     "LoadedImage",
     "format_for_path",
+    "output_format",
     "read_image",
+    "read_software",
     "write_image",
 ]
+
+SOFTWARE_NAME = "NEXUS Upscaler"
+SOFTWARE = f"{SOFTWARE_NAME} {__version__}"
+"""Written into every output (PNG text "Software", EXIF/TIFF Software): it is how a folder scan
+knows our earlier outputs (``core.inputs.written_by_us``)."""
+
+DEFAULT_MAX_PIXELS = 200_000_000
+"""Largest image ``read_image`` opens by default (200 megapixels: a 16,000 x 12,500 scan): a guard
+against decompression bombs, small files that decode to gigabytes. ``max_pixels`` raises it."""
+
+PNG_COMPRESS_LEVEL = 6
+"""zlib level of PNG outputs (0-9): higher is smaller and slower."""
 
 # format name -> (Pillow format, default extension)
 FORMATS: dict[str, tuple[str, str]] = {
@@ -57,6 +81,8 @@ _EXTENSIONS = {
     ".tiff": "tiff",
 }
 _ORIENTATION = 0x0112
+_SOFTWARE_TAG = 0x0131
+_TIFF_BITS, _TIFF_PHOTOMETRIC, _TIFF_SAMPLE_FORMAT = 258, 262, 339
 _EXIF_IFD = 0x8769
 _PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
 
@@ -118,61 +144,94 @@ def format_for_path(path: str | os.PathLike[str]) -> str | None:
 # --- reading -----------------------------------------------------------------------------------
 
 
-def read_image(path: str | os.PathLike[str]) -> LoadedImage:
+def read_image(
+    path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> LoadedImage:
     """Read an image file into an ``(H, W, C)`` uint8/uint16 array plus its metadata.
 
+    ``max_pixels``: refuse larger images (``ImageTooLargeError``), a guard against decompression
+    bombs; None for no limit.
+
     Raises ImageReadError (naming the file) for a missing, unreadable, truncated or unsupported
-    file, and for a decompression bomb (more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``).
+    file, and ImageTooLargeError (an ImageReadError) over ``max_pixels``.
     """
     path = Path(path)
     if not path.exists():
         raise ImageReadError(path, "no such file")
     if path.is_dir():
         raise ImageReadError(path, "is a folder, not an image")
+    if max_pixels is not None and max_pixels < 1:
+        raise ValueError(f"max_pixels must be positive or None, got {max_pixels}")
     try:
-        with warnings.catch_warnings():
-            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; we refuse at the limit.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return _read(path)
+        return _read(path, max_pixels)
     except ImageReadError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageReadError(
-            path,
-            f"refusing to open a possible decompression bomb ({exc}); "
-            "raise PIL.Image.MAX_IMAGE_PIXELS if the image is genuine",
-        ) from exc
     except UnidentifiedImageError as exc:
         raise ImageReadError(path, "not an image, or a format Pillow cannot read") from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
         raise ImageReadError(path, f"unreadable or truncated image ({exc})") from exc
+    except RuntimeError as exc:  # imagecodecs' and tifffile's decoder errors
+        raise ImageReadError(path, f"unreadable or truncated image ({exc})") from exc
 
 
-def _read(path: Path) -> LoadedImage:
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+def _open(path: Path, max_pixels: int | None) -> Image.Image:
+    """``Image.open`` with our pixel limit instead of Pillow's global one.
+
+    Pillow checks its module-wide ``MAX_IMAGE_PIXELS`` inside ``open`` and has no per-call limit,
+    so the global is set to ours for the length of the (header-only) open, under a lock, and the
+    size is then checked here.
+    """
+    with _PIL_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            im = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    pixels = im.size[0] * im.size[1]
+    if max_pixels is not None and pixels > max_pixels:
+        im.close()
+        raise ImageTooLargeError(path, pixels, max_pixels)
+    return im
+
+
+def read_software(path: str | os.PathLike[str]) -> str | None:
+    """The "Software" an image file names (PNG text, EXIF or TIFF tag), or None.
+
+    Reads the header only; any file it cannot read names no software.
+    """
+    try:
+        with _open(Path(path), None) as im:
+            software = im.info.get("Software")
+            if not software and im.format == "TIFF":
+                software = im.tag_v2.get(305)  # type: ignore[attr-defined]
+            if not software:
+                software = im.getexif().get(_SOFTWARE_TAG)
+    except Exception:  # noqa: BLE001 - not an image we can read: not one of ours either
+        return None
+    if isinstance(software, bytes):
+        software = software.decode("latin-1", "replace")
+    return software.strip("\x00 ") if isinstance(software, str) else None
+
+
+def _read(path: Path, max_pixels: int | None) -> LoadedImage:
     notes: list[str] = []
-    with Image.open(path) as im:
+    with _open(path, max_pixels) as im:
         fmt = im.format
         mode = im.mode
-        rawmode = _rawmode(im)  # before getexif(), which may decode and clear the tiles
+        wide = _wide_layout(im, path)
         info = dict(im.info)
         exif = im.getexif()
-        im.load()  # decode now: truncated files fail here, inside our error handling
-        array = _to_array(im, info, notes)
-    if rawmode is not None and array.dtype == np.uint8 and _is_wide(rawmode):
-        # Pillow has no 16-bit RGB(A) mode and keeps only the high byte; decode the low bytes too.
-        wide = _read_wide(path, rawmode)
-        if wide is not None:
-            array = wide
-        else:
-            notes.append(f"16-bit {mode} read as 8-bit (Pillow cannot read its low bytes)")
-    elif rawmode is not None and rawmode.startswith("LA;16"):
-        # Pillow opens 16-bit gray+alpha as RGBA from the high bytes only
-        wide = _read_gray_alpha16(path, rawmode) if fmt == "PNG" else None
-        if wide is not None:
-            array = wide
-        else:
-            array = array[:, :, [0, 3]]
-            notes.append("16-bit gray+alpha read as 8-bit (Pillow keeps only the high bytes)")
+        if wide is None:
+            im.load()  # decode now: truncated files fail here, inside our error handling
+            array = _to_array(im, info, notes)
+    if wide is not None:
+        # Pillow has no 16-bit colour mode and would keep the high bytes only
+        array = _read_wide(path, wide)
 
     icc = info.get("icc_profile") or None
     if mode == "CMYK":
@@ -197,66 +256,53 @@ def _read(path: Path) -> LoadedImage:
     return LoadedImage(path=path, array=array, mode=mode, metadata=metadata, notes=notes)
 
 
-def _rawmode(im: Image.Image) -> str | None:
-    if not im.tile:
+def _wide_layout(im: Image.Image, path: Path) -> str | None:
+    """ "PNG" or "TIFF" for a 16-bit colour or gray + alpha image Pillow would narrow, else None.
+
+    PNG: the bit depth and colour type are bytes 24 and 25 of the file (the IHDR chunk, which the
+    PNG specification puts first). TIFF: the BitsPerSample, Photometric and SampleFormat tags.
+    """
+    if im.format == "PNG":
+        with path.open("rb") as f:
+            header = f.read(26)
+        if len(header) == 26 and header[24] == 16 and header[25] in (2, 4, 6):
+            return "PNG"  # 16-bit RGB, gray + alpha, RGBA
         return None
-    args = im.tile[0].args
-    if isinstance(args, str):
-        return args
-    if isinstance(args, tuple) and args and isinstance(args[0], str):
-        return args[0]
+    if im.format == "TIFF":
+        tags = im.tag_v2  # type: ignore[attr-defined]
+        bits = tags.get(_TIFF_BITS)
+        bits = tuple(bits) if isinstance(bits, (tuple, list)) else (bits,)
+        samples = len(bits)
+        unsigned = tags.get(_TIFF_SAMPLE_FORMAT, 1) in (1, (1,) * samples)
+        photometric = tags.get(_TIFF_PHOTOMETRIC)
+        colour = photometric == 2 and samples in (3, 4)
+        gray_alpha = photometric in (0, 1) and samples == 2
+        if set(bits) == {16} and unsigned and (colour or gray_alpha):
+            return "TIFF"
     return None
 
 
-def _is_wide(rawmode: str) -> bool:
-    return rawmode.startswith(("RGB;16", "RGBA;16"))
+def _read_wide(path: Path, layout: str) -> np.ndarray:
+    """The 16-bit samples of a PNG (imagecodecs' libpng) or of a TIFF's first page (tifffile)."""
+    if layout == "PNG":
+        import imagecodecs
 
+        array = imagecodecs.png_decode(path.read_bytes())
+    else:
+        import tifffile
 
-def _read_wide(path: Path, rawmode: str) -> np.ndarray | None:
-    """16-bit RGB(A): decode twice, once keeping the high byte of each sample, once the low.
-
-    Pillow's unpackers "X;16B" and "X;16L" both take the high byte of a big- or little-endian
-    sample; asking for the opposite byte order on the same data yields the low bytes instead,
-    while Pillow still does all the decompression and PNG/TIFF filtering in C.
-    """
-    swapped = rawmode[:-1] + ("L" if rawmode.endswith("B") else "B")
-    with Image.open(path) as im:
-        hi = np.asarray(im)
-    with Image.open(path) as im:
-        im.tile = [_swap_rawmode(t, rawmode, swapped) for t in im.tile]
-        try:
-            im.load()
-        except (OSError, ValueError):
-            return None
-        lo = np.asarray(im)
-    if hi.shape != lo.shape:
-        return None
-    return (hi.astype(np.uint16) << 8) | lo.astype(np.uint16)
-
-
-def _read_gray_alpha16(path: Path, rawmode: str) -> np.ndarray | None:
-    """16-bit gray+alpha PNG: its 4 bytes per pixel decoded as if they were 8-bit RGBA.
-
-    PNG filters work on whole bytes with the same 4-byte pixel stride either way, so Pillow's
-    C decoder undoes them and hands back the samples' bytes: (gray hi, gray lo, alpha hi, alpha lo).
-    """
-    with Image.open(path) as im:
-        im.tile = [_swap_rawmode(t, rawmode, "RGBA") for t in im.tile]
-        try:
-            im.load()
-        except (OSError, ValueError):
-            return None
-        raw = np.asarray(im).astype(np.uint16)
-    return np.stack([(raw[..., 0] << 8) | raw[..., 1], (raw[..., 2] << 8) | raw[..., 3]], axis=-1)
-
-
-def _swap_rawmode(tile: ImageFile._Tile, old: str, new: str) -> ImageFile._Tile:
-    args = tile.args
-    if isinstance(args, str):
-        args = new if args == old else args
-    elif isinstance(args, tuple) and args and args[0] == old:
-        args = (new, *args[1:])
-    return tile._replace(args=args)
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            array = page.asarray()
+            if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE:
+                array = np.moveaxis(array, 0, -1)
+            if page.photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+                array = array.copy()
+                array[..., 0] = 65535 - array[..., 0]
+    array = np.asarray(array)
+    if array.dtype != np.uint16 or array.ndim != 3 or array.shape[2] not in (2, 3, 4):
+        raise ImageReadError(path, f"unexpected 16-bit layout {array.dtype} {array.shape}")
+    return array
 
 
 def _to_array(im: Image.Image, info: dict, notes: list[str]) -> np.ndarray:
@@ -348,14 +394,7 @@ def write_image(
     partial file behind.
     """
     path = Path(path)
-    fmt = format.lower() if format else format_for_path(path)
-    if fmt == "jpeg":
-        fmt = "jpg"
-    if fmt not in FORMATS:
-        raise ImageWriteError(
-            path,
-            f"unknown output format {format or path.suffix!r}; use one of {', '.join(FORMATS)}",
-        )
+    fmt = output_format(path, format)
     if not 1 <= int(quality) <= 100:
         raise ImageWriteError(path, f"quality must be 1..100, got {quality}")
     array = np.asarray(array)
@@ -368,6 +407,8 @@ def write_image(
     metadata = metadata or ImageMetadata()
     notes: list[str] = []
     exif = _exif_for_output(metadata.exif, array.shape[1], array.shape[0])
+    software = PngImagePlugin.PngInfo()
+    software.add_text("Software", SOFTWARE)
 
     if fmt == "jpg":
         array = _flatten_alpha(array, notes, "JPEG")
@@ -383,16 +424,19 @@ def write_image(
             if fmt == "png":
                 _write_png16(fileobj, array, metadata.icc_profile, exif, metadata.dpi)
                 return
-            # TIFF: Pillow has no 16-bit colour mode
             _write_tiff16(fileobj, array, metadata.icc_profile, metadata.dpi)
-            notes.append("16-bit colour TIFF written without EXIF")
+            notes.append("16-bit colour TIFF written without EXIF (tifffile writes no EXIF block)")
             return
         im = _to_pil(array)
         kwargs: dict = {}
         if metadata.icc_profile:
             kwargs["icc_profile"] = metadata.icc_profile
-        if exif:
-            kwargs["exif"] = exif
+        if fmt == "png":
+            kwargs["pnginfo"] = software
+            if exif:
+                kwargs["exif"] = exif
+        else:
+            kwargs["exif"] = exif or _software_exif()
         if metadata.dpi and fmt != "webp":
             kwargs["dpi"] = metadata.dpi
         if fmt == "jpg":
@@ -400,7 +444,7 @@ def write_image(
         elif fmt == "webp":
             kwargs.update(quality=int(quality), lossless=int(quality) >= 100, method=4)
         elif fmt == "png":
-            kwargs.update(compress_level=6)
+            kwargs.update(compress_level=PNG_COMPRESS_LEVEL)
         elif fmt == "tiff":
             kwargs.update(compression="tiff_adobe_deflate")
         try:
@@ -416,6 +460,41 @@ def write_image(
 
     _atomic_write(path, save)
     return notes
+
+
+def output_format(path: str | os.PathLike[str], format: str | None = None) -> str:
+    """The format to write: the name's, or ``format`` for a name without a known extension.
+
+    A ``format`` that contradicts the name is an error: JPEG bytes in a ``.png`` file would be
+    misread by every program that trusts the extension. Raises ImageWriteError naming the file.
+    """
+    path = Path(path)
+    named = format_for_path(path)
+    asked = format.lower().replace("jpeg", "jpg") if format else None
+    if asked is not None and asked not in FORMATS:
+        raise ImageWriteError(
+            path, f"unknown output format {format!r}; use one of {', '.join(FORMATS)}"
+        )
+    if asked is not None and named is not None and asked != named:
+        raise ImageWriteError(
+            path,
+            f"the name says {named.upper()} but the format asked for is {asked.upper()}; "
+            f"name the file {path.stem}{FORMATS[asked][1]}, or leave the format to the name",
+        )
+    fmt = asked or named
+    if fmt is None:
+        raise ImageWriteError(
+            path,
+            f"cannot tell the format from {path.suffix or 'a name without extension'!r}; "
+            f"use one of {', '.join(FORMATS)}",
+        )
+    return fmt
+
+
+def _software_exif() -> bytes:
+    exif = Image.Exif()
+    exif[_SOFTWARE_TAG] = SOFTWARE
+    return exif.tobytes()
 
 
 def _to_pil(array: np.ndarray) -> Image.Image:
@@ -453,6 +532,7 @@ def _exif_for_output(exif: bytes | None, width: int, height: int) -> bytes | Non
         parsed.load(exif)
         if _ORIENTATION in parsed:
             parsed[_ORIENTATION] = 1
+        parsed[_SOFTWARE_TAG] = SOFTWARE
         if _EXIF_IFD in parsed:  # get_ifd() would otherwise add an empty sub-IFD
             sub = parsed.get_ifd(_EXIF_IFD)
             if _PIXEL_X in sub:
@@ -473,9 +553,8 @@ def _atomic_write(path: Path, save) -> None:
         raise ImageWriteError(path, f"cannot create the folder ({exc.strerror or exc})") from exc
     tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
-        # os.open with 0o666 lets the umask decide the permissions, as a plain open() would
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        with os.fdopen(fd, "wb") as fileobj:
+        # "x": created here or not at all (O_EXCL); the umask decides the permissions
+        with open(tmp, "xb") as fileobj:
             save(fileobj)
             fileobj.flush()
             os.fsync(fileobj.fileno())
@@ -518,87 +597,49 @@ def _write_png16(
     exif: bytes | None,
     dpi: tuple[float, float] | None,
 ) -> None:
-    """A 16-bit gray+alpha, RGB or RGBA PNG; rows use the "Up" filter, computed for all at once."""
-    height, width, channels = array.shape
-    color_type = {2: 4, 3: 2, 4: 6}[channels]
-    rows = array.astype(">u2").reshape(height, width * channels).view(np.uint8)
-    up = rows.copy()
-    up[1:] -= rows[:-1]  # uint8 arithmetic wraps modulo 256, as the PNG filter defines
-    raw = np.concatenate([np.full((height, 1), 2, np.uint8), up], axis=1).tobytes()
-    fileobj.write(b"\x89PNG\r\n\x1a\n")
-    fileobj.write(
-        _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0))
-    )
+    """A 16-bit gray + alpha, RGB or RGBA PNG: libpng (through imagecodecs) encodes the pixels.
+
+    imagecodecs writes no metadata, so the ICC profile, DPI, EXIF and our Software text go in as
+    chunks right after IHDR (the PNG specification's order: all of them before IDAT).
+    """
+    import imagecodecs
+
+    encoded = imagecodecs.png_encode(np.ascontiguousarray(array), level=PNG_COMPRESS_LEVEL)
+    ihdr_end = 8 + 8 + 13 + 4  # signature, IHDR length and type, IHDR data, CRC
+    if encoded[12:16] != b"IHDR":
+        raise ValueError("libpng wrote no IHDR chunk first")
+    chunks = [_png_chunk(b"tEXt", b"Software\x00" + SOFTWARE.encode("latin-1"))]
     if icc:
-        fileobj.write(_png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc)))
+        chunks.append(_png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc)))
     if dpi:
         ppm = [max(1, round(d / 0.0254)) for d in dpi]
-        fileobj.write(_png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
+        chunks.append(_png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
     if exif:
         body = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
-        fileobj.write(_png_chunk(b"eXIf", body))
-    fileobj.write(_png_chunk(b"IDAT", zlib.compress(raw, 6)))
-    fileobj.write(_png_chunk(b"IEND", b""))
+        chunks.append(_png_chunk(b"eXIf", body))
+    fileobj.write(encoded[:ihdr_end] + b"".join(chunks) + encoded[ihdr_end:])
 
 
 def _write_tiff16(
     fileobj, array: np.ndarray, icc: bytes | None, dpi: tuple[float, float] | None
 ) -> None:
-    """A baseline little-endian, uncompressed 16-bit RGB/RGBA/gray+alpha TIFF with ICC and DPI."""
-    height, width, channels = array.shape
-    pixels = array.astype("<u2").tobytes()
-    entries: list[tuple[int, int, int, bytes]] = []  # tag, type, count, value bytes
+    """A 16-bit RGB, RGBA or gray + alpha TIFF (tifffile), deflate-compressed with the
+    horizontal predictor, with the ICC profile, DPI and our Software tag."""
+    import tifffile
 
-    def add(tag: int, kind: int, values: list[int] | bytes) -> None:
-        if kind == 7:  # UNDEFINED (raw bytes)
-            entries.append((tag, kind, len(values), bytes(values)))
-            return
-        fmt = {3: "<H", 4: "<I", 5: "<II"}[kind]
-        count = len(values) // 2 if kind == 5 else len(values)
-        if kind == 5:
-            data = b"".join(
-                struct.pack(fmt, values[i], values[i + 1]) for i in range(0, len(values), 2)
-            )
-        else:
-            data = b"".join(struct.pack(fmt, v) for v in values)
-        entries.append((tag, kind, count, data))
-
-    gray = channels == 2
-    add(256, 4, [width])
-    add(257, 4, [height])
-    add(258, 3, [16] * channels)
-    add(259, 3, [1])  # no compression
-    add(262, 3, [1 if gray else 2])  # BlackIsZero or RGB
-    add(273, 4, [0])  # strip offset, patched below
-    add(277, 3, [channels])
-    add(278, 4, [height])
-    add(279, 4, [len(pixels)])
-    if dpi:
-        add(282, 5, [round(dpi[0] * 100), 100])
-        add(283, 5, [round(dpi[1] * 100), 100])
-    add(284, 3, [1])
-    if dpi:
-        add(296, 3, [2])  # inches
-    if channels in (2, 4):
-        add(338, 3, [2])  # unassociated alpha
-    if icc:
-        add(34675, 7, icc)
-    entries.sort()
-    ifd_size = 2 + 12 * len(entries) + 4
-    offset = 8 + ifd_size
-    extra = b""
-    table = struct.pack("<H", len(entries))
-    strip_entry = None
-    for tag, kind, count, data in entries:
-        if len(data) <= 4:
-            table += struct.pack("<HHI", tag, kind, count) + data.ljust(4, b"\x00")
-        else:
-            table += struct.pack("<HHII", tag, kind, count, offset + len(extra))
-            extra += data + (b"\x00" if len(data) % 2 else b"")
-        if tag == 273:
-            strip_entry = len(table) - 4
-    table += struct.pack("<I", 0)
-    pixel_offset = offset + len(extra)
-    assert strip_entry is not None
-    table = table[:strip_entry] + struct.pack("<I", pixel_offset) + table[strip_entry + 4 :]
-    fileobj.write(b"II*\x00" + struct.pack("<I", 8) + table + extra + pixels)
+    channels = array.shape[2]
+    tifffile.imwrite(
+        fileobj,
+        array,
+        photometric="minisblack" if channels == 2 else "rgb",
+        planarconfig="contig",
+        extrasamples=("unassalpha",) if channels in (2, 4) else None,
+        compression="adobe_deflate",
+        compressionargs={"level": PNG_COMPRESS_LEVEL},
+        predictor=True,
+        iccprofile=icc,
+        resolution=dpi,
+        resolutionunit="inch" if dpi else None,
+        software=SOFTWARE,
+        metadata=None,  # no tifffile JSON in ImageDescription
+    )

@@ -369,7 +369,8 @@ def load_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
 ) -> spandrel.ImageModelDescriptor:
-    """Load any image-to-image model spandrel knows (ours included) from a checkpoint file.
+    """Load any image-to-image model spandrel knows (ours included) from a checkpoint file, or
+    a model shipped in ``weights/`` by its name (``load_model("nexus-x4")``).
 
     Returns the descriptor in eval mode on ``device`` (and in ``dtype`` when given; spandrel
     raises ``UnsupportedDtypeError`` for fp16/bf16 on a model that does not support it).
@@ -382,8 +383,11 @@ def load_model(
             each other (a damaged or hand-edited file).
     """
     from .detection import register_with_spandrel
+    from .zoo import resolve_model
 
     register_with_spandrel()
+    if not Path(path).expanduser().is_file():
+        path = resolve_model(path)  # a shipped model's name; else an error listing them
     state_dict = read_state_dict(path)
     descriptor = descriptor_from_state_dict(state_dict, path=path)
     descriptor.to(torch.device(device))

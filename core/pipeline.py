@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .color import luma
 from .errors import ImageWriteError, OutputExistsError, UpscaleCancelled
-from .imageio import FORMATS, format_for_path, read_image, write_image
+from .imageio import DEFAULT_MAX_PIXELS, output_format, read_image, write_image
+from .outputs import plan_output_path
 
 if TYPE_CHECKING:
     import spandrel
@@ -46,37 +48,6 @@ def is_same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     return os.path.normcase(a.resolve()) == os.path.normcase(b.resolve())
 
 
-def plan_output_path(
-    input_path: str | os.PathLike[str],
-    output: str | os.PathLike[str] | None = None,
-    suffix: str = "",
-    format: str | None = None,
-) -> Path:
-    """Where the upscaled ``input_path`` goes.
-
-    ``output`` None: next to the input. An existing folder, or a path ending in a separator or
-    without an extension: inside that folder. Otherwise ``output`` is the file itself. The name is
-    the input's stem + ``suffix`` + the extension of ``format`` (default: the input's own when it
-    is png/jpg/webp/tiff, else .png), keeping the input's spelling (.jpeg, .tif) when it matches.
-    """
-    input_path = Path(input_path)
-    if format is not None and format.lower() not in (*FORMATS, "jpeg"):
-        raise ValueError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}")
-    if output is not None and not _is_folder_target(output):
-        return Path(output)
-    folder = input_path.parent if output is None else Path(output)
-    fmt = (format or "").lower().replace("jpeg", "jpg") or format_for_path(input_path) or "png"
-    extension = input_path.suffix if format_for_path(input_path) == fmt else FORMATS[fmt][1]
-    return folder / f"{input_path.stem}{suffix}{extension}"
-
-
-def _is_folder_target(output: str | os.PathLike[str]) -> bool:
-    text = os.fspath(output)
-    if text.endswith(("/", os.sep)) or Path(text).is_dir():
-        return True
-    return format_for_path(text) is None
-
-
 def upscale_file(
     descriptor: spandrel.ImageModelDescriptor,
     input_path: str | os.PathLike[str],
@@ -88,6 +59,7 @@ def upscale_file(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     cancel: CancelToken | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> UpscaleResult:
     """Upscale one image file into ``output_path`` (a file path; see ``plan_output_path``).
 
@@ -104,13 +76,9 @@ def upscale_file(
         raise OutputExistsError(output_path, "already exists (pass --overwrite to replace it)")
     if output_path.is_dir():
         raise ImageWriteError(output_path, "is a folder; give a file name or use it as -o folder")
-    fmt = format or format_for_path(output_path)
-    if fmt is None:
-        raise ImageWriteError(
-            output_path, f"cannot tell the format from {output_path.suffix!r}; use --format"
-        )
+    fmt = output_format(output_path, format)
 
-    image = read_image(input_path)
+    image = read_image(input_path, max_pixels=max_pixels)
     channels = image.channels
     out = upscale_array(descriptor, image.array, options, progress=progress, cancel=cancel)
     if cancel is not None and cancel.cancelled:  # cancelled after the last tile
@@ -136,13 +104,6 @@ def _restore_channels(out: np.ndarray, channels: int) -> np.ndarray:
     if out.ndim == 2:
         out = out[:, :, None]
     if channels in (1, 2) and out.shape[2] in (3, 4):
-        gray = _luma(out[:, :, :3])
+        gray = luma(out[:, :, :3])
         out = np.concatenate([gray, out[:, :, 3:]], axis=2) if channels == 2 else gray
     return out
-
-
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    # ITU-R 601 weights, as Pillow's convert("L"); the three channels are near-equal anyway
-    maximum = 65535 if rgb.dtype == np.uint16 else 255
-    weighted = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.clip(np.rint(weighted), 0, maximum).astype(rgb.dtype)[:, :, None]

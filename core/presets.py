@@ -10,6 +10,7 @@ and the field.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
@@ -21,13 +22,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from .errors import PresetError
+from .errors import OptionError, PresetError
 
 if TYPE_CHECKING:
     from .engine import UpscaleOptions
 
 __all__ = [
     "DEFAULT_PRESET",
+    "build_options",
     "PRECISIONS",
     "Preset",
     "get_preset",
@@ -101,13 +103,17 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _check_field(name: str, key: str, value: Any, where: str) -> Any:
-    """Validate one field and return it normalised (tile "auto" -> None)."""
+class _Invalid(Exception):
+    """A field's value is wrong: ``noun`` is what a file entry must hold ("a whole number >= 1"),
+    ``must`` the same said of a setting ("be at least 1")."""
 
-    def fail(expected: str) -> PresetError:
-        return PresetError(
-            f"{where}: preset {name!r}, field {key!r}: expected {expected}, got {value!r}"
-        )
+    def __init__(self, noun: str, must: str) -> None:
+        super().__init__(noun)
+        self.noun, self.must = noun, must
+
+
+def _check_field(key: str, value: Any) -> Any:
+    """Validate one field and return it normalised (tile "auto" -> None); raises ``_Invalid``."""
 
     def is_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
@@ -116,42 +122,57 @@ def _check_field(name: str, key: str, value: Any, where: str) -> Any:
         if value is None or (isinstance(value, str) and value.lower() == "auto"):
             return None
         if not is_int(value) or value < _MIN_TILE:
-            raise fail(f'"auto" or a whole number of pixels >= {_MIN_TILE}')
+            raise _Invalid(
+                f'"auto" or a whole number of pixels >= {_MIN_TILE}',
+                f'be "auto" or a whole number of pixels of at least {_MIN_TILE}',
+            )
         return value
     if key == "overlap":
         if not is_int(value) or value < 0:
-            raise fail("a whole number of pixels >= 0")
+            raise _Invalid(
+                "a whole number of pixels >= 0", "be a whole number of pixels, 0 or more"
+            )
         return value
     if key == "batch":
         if not is_int(value) or value < 1:
-            raise fail("a whole number >= 1")
+            raise _Invalid("a whole number >= 1", "be a whole number, at least 1")
         return value
     if key in ("tta", "compile"):
         if not isinstance(value, bool):
-            raise fail("true or false")
+            raise _Invalid("true or false", "be true or false")
         return value
     if key == "precision":
         if value not in PRECISIONS:
-            raise fail("one of " + ", ".join(PRECISIONS))
+            raise _Invalid("one of " + ", ".join(PRECISIONS), "be one of " + ", ".join(PRECISIONS))
         return value
     if key == "alpha_mode":
         if value not in ALPHA_MODES:
-            raise fail("one of " + ", ".join(ALPHA_MODES))
+            raise _Invalid(
+                "one of " + ", ".join(ALPHA_MODES), "be one of " + ", ".join(ALPHA_MODES)
+            )
         return value
     if key == "device":
-        if not isinstance(value, str) or not value:
-            raise fail('a device name such as "auto", "cpu", "cuda" or "cuda:1"')
-        return value
+        from .devices import DEVICE_FORMS, parse_device
+
+        if not isinstance(value, str) or parse_device(value) is None:
+            raise _Invalid(f"a device name: {DEVICE_FORMS}", f"be one of {DEVICE_FORMS}")
+        return parse_device(value)
     if key == "target_scale":
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise fail("a positive number (or none for the model's own scale)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise _Invalid("a positive number (or none for the model's own scale)", "be positive")
         return float(value)
-    raise PresetError(
-        f"{where}: preset {name!r}: unknown field {key!r} "
-        f"(known: {', '.join(PRESET_FIELDS)}, description)"
-    )
+    raise AssertionError(f"no rule for field {key!r}")  # callers check the name first
+
+
+def _check_file_field(name: str, key: str, value: Any, where: str) -> Any:
+    try:
+        return _check_field(key, value)
+    except _Invalid as bad:
+        raise PresetError(
+            f"{where}: preset {name!r}, field {key!r}: expected {bad.noun}, got {value!r}"
+        ) from None
 
 
 def _validate(name: str, table: dict[str, Any], path: Path) -> tuple[dict[str, Any], str]:
@@ -170,7 +191,7 @@ def _validate(name: str, table: dict[str, Any], path: Path) -> tuple[dict[str, A
                 f"{path}: preset {name!r}: unknown field {key!r} "
                 f"(known: {', '.join(PRESET_FIELDS)}, description)"
             )
-        settings[key] = _check_field(name, key, value, str(path))
+        settings[key] = _check_file_field(name, key, value, str(path))
     _check_overlap(name, settings, str(path))
     return settings, description
 
@@ -217,6 +238,8 @@ def preset_settings(name: str | None = None, **overrides: Any) -> dict[str, Any]
     """The validated settings of preset ``name`` (default ``balanced``) with ``overrides`` applied.
 
     Keys are ``UpscaleOptions`` fields; tile ``None`` means automatic; device "auto" is resolved.
+    Raises PresetError for an unknown preset or a broken presets file, OptionError (a
+    PresetError) naming the field for an invalid override.
     """
     name = name or DEFAULT_PRESET
     presets = _load_presets()
@@ -229,10 +252,11 @@ def preset_settings(name: str | None = None, **overrides: Any) -> dict[str, Any]
     settings = dict(preset.settings)
     for key, value in overrides.items():
         if key not in OVERRIDE_FIELDS:
-            raise PresetError(
-                f"preset {name!r}: unknown override {key!r} (known: {', '.join(OVERRIDE_FIELDS)})"
-            )
-        settings[key] = _check_field(name, key, value, "override")
+            raise OptionError(key, value, f"is not a setting (known: {', '.join(OVERRIDE_FIELDS)})")
+        try:
+            settings[key] = _check_field(key, value)
+        except _Invalid as bad:
+            raise OptionError(key, value, f"must {bad.must}") from None
     # an overridden tile smaller than twice the preset's overlap is fine: the engine caps the
     # overlap at half a tile
     settings["device"] = resolve_device(settings.get("device", "auto"))
@@ -250,15 +274,30 @@ def get_preset(name: str | None = None, **overrides: Any) -> UpscaleOptions:
     return UpscaleOptions(**preset_settings(name, **overrides))
 
 
-def resolve_device(device: str) -> str:
-    """ "auto" -> "cuda" when a CUDA device is usable, else "mps" on Apple silicon, else "cpu"."""
-    if device != "auto":
-        return device
-    import torch
+def build_options(
+    preset: str | None = None, *, fallback_device: str | None = None, **overrides: Any
+) -> UpscaleOptions:
+    """What every face does to turn its controls into engine options.
 
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
+    ``preset`` (None: the default) with ``overrides`` on top; an override that is None keeps the
+    preset's value. ``fallback_device`` is the device to use when neither the preset nor an
+    override names one (a host application's own device, e.g. ComfyUI's): a preset that names
+    a device (the "cpu" preset) is the user's explicit choice and wins over it.
+
+    Raises PresetError for an unknown preset, OptionError naming the field of a bad override.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    options = get_preset(preset, **given)
+    if fallback_device is not None and "device" not in given:
+        named = _load_presets().get(preset or DEFAULT_PRESET)
+        if named is not None and named.settings.get("device", "auto") == "auto":
+            # the host's own device: it exists, whatever torch reports to this process
+            options = dataclasses.replace(options, device=str(fallback_device))
+    return options
+
+
+def resolve_device(device: str) -> str:
+    """The device to run on; "auto" -> the first CUDA GPU, else Apple's MPS, else the CPU."""
+    from .devices import resolve_device as resolve
+
+    return resolve(device)

@@ -18,10 +18,8 @@ import torch.nn.functional as F
 from spandrel import ImageModelDescriptor
 from torch import Tensor
 
+from .color import LUMA_WEIGHTS
 from .options import Precision, UpscaleOptions
-
-# ITU-R BT.601 luma, used to turn an RGB model's output for a gray image back into gray.
-_LUMA = (0.299, 0.587, 0.114)
 
 
 def pick_dtype(
@@ -179,7 +177,7 @@ class ModelRunner:
         y = self._model(torch.cat(parts, 1))
         if y.shape[1] == 1:
             return y
-        luma = torch.tensor(_LUMA, dtype=y.dtype).view(1, 3, 1, 1)
+        luma = torch.tensor(LUMA_WEIGHTS, dtype=y.dtype).view(1, 3, 1, 1)
         return (y[:, :3] * luma).sum(1, keepdim=True)
 
     def _rgb(self, x: Tensor) -> Tensor:

@@ -228,3 +228,145 @@ def test_installed_console_script(tmp_path, model_path):
     assert (
         helped.returncode == 0 and "--overwrite" in helped.stdout and "examples:" in helped.stdout
     )
+
+
+def test_rerunning_on_a_folder_leaves_our_outputs_alone(tmp_path, model_path, capsys):
+    """The default output lands beside its input; a second run must not take it as an input."""
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(picture()).save(src / "photo.png")
+    assert run(str(src), "--model", str(model_path)) == 0
+    assert run(str(src), "--model", str(model_path), "--overwrite", "--suffix", "_again") == 0
+    assert sorted(p.name for p in src.iterdir()) == ["photo.png", "photo_again.png", "photo_x2.png"]
+    assert "left out 1 image this tool wrote earlier" in capsys.readouterr().err
+    # a glob is a scan too; naming the output itself upscales it again
+    assert run(str(src / "*.png"), "--model", str(model_path), "--suffix", "_glob") == 0
+    assert not (src / "photo_x2_glob.png").exists() and (src / "photo_glob.png").exists()
+    assert run(str(src / "photo_x2.png"), "--model", str(model_path)) == 0
+    assert Image.open(src / "photo_x2_x2.png").size == (120, 80)
+
+
+def test_an_output_never_lands_on_an_input_or_another_output(tmp_path, model_path, capsys):
+    Image.fromarray(picture()).save(tmp_path / "a.png")
+    Image.fromarray(picture(seed=1)).save(tmp_path / "a.jpg")
+    user_file = picture(seed=2)
+    Image.fromarray(user_file).save(tmp_path / "a_x2.png")  # the user's own, named like ours
+    # a.png's output would be a_x2.png, an input of this run: refused even with --overwrite
+    assert run("a.png", "a_x2.png", "--model", str(model_path), "--overwrite") == 1
+    err = capsys.readouterr().err
+    assert "a_x2.png: is an input file; refusing to overwrite an input" in err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a_x2.png")), user_file)
+    assert Image.open(tmp_path / "a_x2_x2.png").size == (60, 40)  # the other input was done
+    # two inputs of one run that would write one file: the second is refused
+    assert run("a.png", "a.jpg", "-f", "png", "-o", "out", "--model", str(model_path)) == 1
+    assert "another input of this run writes this file too" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.png"]
+
+
+def test_a_named_output_decides_the_format(tmp_path, model_path, capsys):
+    """`-o named.png -f jpg` would put JPEG bytes in a .png file: the name decides, or it is an
+    error before any work is done."""
+    Image.fromarray(picture()).save(tmp_path / "a.png")
+    assert run("a.png", "-o", "named.png", "-f", "jpg", "--model", "missing.pth") == 2
+    err = capsys.readouterr().err
+    assert "named.png names a PNG file but the format asked for is JPG" in err
+    assert "missing.pth" not in err  # refused before the model is loaded
+    assert not (tmp_path / "named.png").exists()
+    assert run("a.png", "-o", "named.jpeg", "-f", "jpg", "--model", str(model_path)) == 0
+    assert Image.open(tmp_path / "named.jpeg").format == "JPEG"
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--scale", "0"], "--scale must be positive, got 0.0"),
+        (
+            ["--tile", "8"],
+            '--tile must be "auto" or a whole number of pixels of at least 16, got 8',
+        ),
+        (["--overlap", "-1"], "--overlap must be a whole number of pixels, 0 or more, got -1"),
+        (["--batch", "0"], "--batch must be a whole number, at least 1, got 0"),
+    ],
+)
+def test_bad_settings_are_said_with_the_option_the_user_typed(tmp_path, argv, said, capsys):
+    Image.fromarray(picture()).save(tmp_path / "a.png")
+    assert main(["a.png", *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"nexus-upscale: error: {said}" in err
+    assert "preset" not in err and "override" not in err and "target_scale" not in err
+
+
+def test_an_unknown_device_lists_the_choices(tmp_path, capsys):
+    Image.fromarray(picture()).save(tmp_path / "a.png")
+    assert main(["a.png", "--device", "gpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "nexus-upscale: error: --device must be one of auto, cpu, cuda, cuda:N (the N-th GPU), "
+        "mps, got 'gpu'"
+    )
+    if not torch.cuda.is_available():
+        assert main(["a.png", "--device", "cuda:0"]) == 2
+        assert "--device must be a device this machine has: auto, cpu" in capsys.readouterr().err
+
+
+def test_max_pixels_refuses_and_admits(tmp_path, model_path, capsys):
+    Image.fromarray(picture(40, 50)).save(tmp_path / "a.png")
+    assert run("a.png", "--model", str(model_path), "--max-pixels", "1k") == 1
+    err = capsys.readouterr().err
+    assert "a.png: 0.0 megapixels, more than the limit of 0.0 megapixels" in err
+    assert "--max-pixels" in err and "PIL" not in err
+    assert run("a.png", "--model", str(model_path), "--max-pixels", "0.002M") == 0
+    assert run("a.png", "--model", str(model_path), "--max-pixels", "0", "--overwrite") == 0
+    with pytest.raises(SystemExit):
+        run("a.png", "--max-pixels", "lots")
+
+
+def test_progress_shows_steps_from_the_first_line(tmp_path, model_path, capsys):
+    """No bare "0tile" line before the total is known; a bar with a count of the total."""
+    Image.fromarray(picture(64, 64)).save(tmp_path / "a.png")
+    assert main(["--device", "cpu", "a.png", "--model", str(model_path), "--tile", "32"]) == 0
+    err = capsys.readouterr().err
+    frames = [f for f in err.replace("\r", "\n").splitlines() if f.strip()]
+    assert frames and "0tile" not in err and "it/s" not in err
+    assert all("%|" in f for f in frames), frames
+    assert any(f.rstrip().split("|")[-1].strip().startswith("1/") for f in frames), frames
+
+
+SIGTERM_SCRIPT = """
+import sys, time
+from pathlib import Path
+from PIL import Image
+from nexus_upscaler.cli import main
+
+def slow_save(self, fp, *args, **kwargs):
+    fp.write(b"\\x89PNG half")
+    fp.flush()
+    Path("writing").write_text("now")
+    time.sleep(60)
+
+Image.Image.save = slow_save
+sys.exit(main(["--quiet", "--device", "cpu", "a.png", "-o", "out/", "--model", sys.argv[1]]))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is not a signal on Windows")
+def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path, model_path):
+    import signal
+    import time
+
+    Image.fromarray(picture()).save(tmp_path / "a.png")
+    (tmp_path / "term.py").write_text(SIGTERM_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "term.py", str(model_path)], cwd=tmp_path, env=env, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "writing").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert [p.name for p in (tmp_path / "out").iterdir()][0].endswith(".tmp")  # mid-write
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in proc.stderr.read().decode()
+    assert list((tmp_path / "out").iterdir()) == []

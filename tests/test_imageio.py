@@ -9,8 +9,15 @@ import zlib
 
 import numpy as np
 import pytest
-from nexus_upscaler.core.errors import ImageReadError, ImageWriteError
-from nexus_upscaler.core.imageio import ImageMetadata, read_image, write_image
+from nexus_upscaler.core.errors import ImageReadError, ImageTooLargeError, ImageWriteError
+from nexus_upscaler.core.imageio import (
+    DEFAULT_MAX_PIXELS,
+    SOFTWARE,
+    ImageMetadata,
+    read_image,
+    read_software,
+    write_image,
+)
 from PIL import Image, ImageCms, ImageOps
 
 RNG = np.random.default_rng(1234)
@@ -202,13 +209,115 @@ def test_gray_stays_gray_on_write(tmp_path):
         assert Image.open(tmp_path / f"g.{ext}").mode == "L"
 
 
-def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+def test_decompression_bomb_is_refused_and_a_genuine_image_read_with_a_higher_limit(tmp_path):
     path = tmp_path / "big.png"
     Image.fromarray(rgb(64, 64)).save(path)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    with pytest.raises(ImageReadError, match="decompression bomb") as info:
-        read_image(path)
-    assert str(path) in str(info.value)
+    with pytest.raises(ImageTooLargeError, match="decompression bomb") as info:
+        read_image(path, max_pixels=1000)
+    message = str(info.value)
+    assert str(path) in message and "--max-pixels" in message
+    assert "PIL" not in message and "MAX_IMAGE_PIXELS" not in message  # no library internals
+    assert info.value.pixels == 4096 and info.value.limit == 1000
+    assert read_image(path, max_pixels=4096).array.shape == (64, 64, 3)
+
+
+def test_the_pixel_limit_is_ours_not_pillows_global(tmp_path, monkeypatch):
+    """A host application's Pillow limit neither blocks nor loosens ours, and stays as it was."""
+    path = tmp_path / "big.png"
+    Image.fromarray(rgb(64, 64)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # far below 4096 (Pillow: an error)
+    assert read_image(path).array.shape == (64, 64, 3)  # our default limit is the one in force
+    assert read_image(path, max_pixels=None).array.shape == (64, 64, 3)
+    assert Image.MAX_IMAGE_PIXELS == 1000
+    assert DEFAULT_MAX_PIXELS >= 100_000_000  # a 90-megapixel photo opens by default
+    with pytest.raises(ValueError, match="max_pixels"):
+        read_image(path, max_pixels=0)
+
+
+@pytest.mark.parametrize(
+    ("ext", "dtype", "channels"),
+    [
+        ("png", np.uint8, 3),
+        ("png", np.uint16, 3),
+        ("png", np.uint16, 2),
+        ("jpg", np.uint8, 3),
+        ("webp", np.uint8, 4),
+        ("tiff", np.uint8, 3),
+        ("tiff", np.uint16, 4),
+        ("tiff", np.uint16, 1),
+    ],
+)
+def test_every_output_names_our_software(tmp_path, ext, dtype, channels):
+    """Our mark is how a folder scan tells our earlier outputs from the user's images."""
+    array = RNG.integers(0, np.iinfo(dtype).max, (6, 7, channels), dtype=dtype)
+    path = tmp_path / f"out.{ext}"
+    write_image(path, array)
+    assert read_software(path) == SOFTWARE
+    plain = tmp_path / f"plain.{ext}"
+    Image.fromarray(rgb()).save(plain)
+    assert read_software(plain) is None
+    assert read_software(tmp_path / "missing.png") is None
+
+
+def test_16_bit_tiff_is_compressed_with_its_metadata(tmp_path):
+    """Smooth 16-bit data (what an upscaler writes) deflates well; the tags a reader needs."""
+    import tifffile
+
+    ramp = np.linspace(0, 65535, 256, dtype=np.float64)
+    array = np.stack([*np.meshgrid(ramp, ramp), np.full((256, 256), 1000.0)], -1).astype(np.uint16)
+    icc = srgb_icc()
+    path = tmp_path / "deep.tiff"
+    write_image(path, array, ImageMetadata(icc_profile=icc, dpi=(300.0, 300.0)))
+    assert path.stat().st_size < array.nbytes / 4
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        assert page.compression == tifffile.COMPRESSION.ADOBE_DEFLATE
+        assert page.tags["Software"].value == SOFTWARE
+        assert page.tags["InterColorProfile"].value == icc
+    loaded = read_image(path)
+    np.testing.assert_array_equal(loaded.array, array)
+    assert loaded.metadata.icc_profile == icc and round(loaded.metadata.dpi[0]) == 300
+
+
+def test_16_bit_tiff_of_other_programs_is_read_at_full_depth(tmp_path):
+    """Planar (one plane per channel) and big-endian 16-bit TIFFs, as scanners write them."""
+    import tifffile
+
+    array = RNG.integers(0, 65536, (9, 11, 3), dtype=np.uint16)
+    tifffile.imwrite(
+        tmp_path / "planar.tif",
+        np.moveaxis(array, -1, 0),
+        planarconfig="separate",
+        photometric="rgb",
+    )
+    tifffile.imwrite(
+        tmp_path / "big.tif",
+        array,
+        byteorder=">",
+        photometric="rgb",
+        compression="lzw" if _has_lzw() else None,
+    )
+    for name in ("planar.tif", "big.tif"):
+        np.testing.assert_array_equal(read_image(tmp_path / name).array, array)
+
+
+def _has_lzw() -> bool:
+    try:
+        import imagecodecs
+
+        return bool(imagecodecs.LZW.available)
+    except ImportError:
+        return False
+
+
+def test_a_format_that_contradicts_the_name_is_refused(tmp_path):
+    """JPEG bytes in a .png file fool every program that trusts the extension."""
+    with pytest.raises(ImageWriteError, match="name says PNG"):
+        write_image(tmp_path / "named.png", rgb(), format="jpg")
+    assert list(tmp_path.iterdir()) == []
+    write_image(tmp_path / "named.jpeg", rgb(), format="jpg")  # jpeg and jpg are one format
+    write_image(tmp_path / "noext", rgb(), format="png")  # no extension: the format decides
+    assert Image.open(tmp_path / "noext").format == "PNG"
 
 
 def test_unreadable_and_truncated_files_name_the_file(tmp_path):

@@ -12,6 +12,7 @@ import struct
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import spandrel
 import torch
@@ -282,3 +283,41 @@ def test_saved_model_gets_the_permissions_of_a_plain_file(tmp_path: Path) -> Non
     finally:
         os.umask(umask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+def test_a_shipped_model_loads_by_its_name(monkeypatch):
+    """Wherever a model is named, a shipped name works like its file: ``load_model("nexus-x2")``."""
+    from nexus_upscaler.core.zoo import WEIGHTS_DIR_ENV, list_shipped_models, weights_dir
+
+    monkeypatch.delenv(WEIGHTS_DIR_ENV, raising=False)
+    shipped = {m.name: m.path for m in list_shipped_models()}
+    if "nexus-x2" not in shipped:
+        pytest.skip(f"no nexus-x2 in {weights_dir()}")
+    by_name = load_model("nexus-x2")
+    by_file = load_model(shipped["nexus-x2"])
+    assert by_name.scale == 2 and by_name.architecture.name == by_file.architecture.name
+    for (k, a), (_, b) in zip(
+        by_name.model.state_dict().items(), by_file.model.state_dict().items()
+    ):
+        assert torch.equal(a, b), k
+    with pytest.raises(
+        ModelNotFoundError, match="no model file or shipped model named 'nexus-x9'.*nexus-x2"
+    ):
+        load_model("nexus-x9")
+
+
+def test_nexus_eval_takes_a_shipped_model_name(tmp_path, monkeypatch, capsys):
+    from nexus_upscaler.core.loading import save_model as save
+    from nexus_upscaler.core.training.cli import eval_main
+    from PIL import Image
+    from spandrel.architectures.Compact import Compact
+
+    weights = tmp_path / "weights"
+    save(Compact(num_feat=4, num_conv=1, upscale=2), weights / "tiny-x2.safetensors")
+    monkeypatch.setenv("NEXUS_UPSCALER_WEIGHTS_DIR", str(weights))
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(data / "a.png")
+    assert eval_main(["--model", "tiny-x2", "--data", str(data)]) == 0
+    assert "| tiny-x2 |" in capsys.readouterr().out

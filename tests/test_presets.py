@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from nexus_upscaler.core.errors import PresetError
-from nexus_upscaler.core.presets import get_preset, list_presets, preset_settings, user_config_dir
+import torch
+from nexus_upscaler.core.devices import available_devices, parse_device, resolve_device
+from nexus_upscaler.core.errors import OptionError, PresetError
+from nexus_upscaler.core.presets import (
+    build_options,
+    get_preset,
+    list_presets,
+    preset_settings,
+    user_config_dir,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -48,10 +56,60 @@ def test_overrides_win_and_are_validated():
         2.0,
     )
     assert options.overlap == preset_settings("quality")["overlap"]
-    with pytest.raises(PresetError, match="'overlap'"):
+    with pytest.raises(OptionError, match="^overlap must be a whole number of pixels") as info:
         get_preset("balanced", overlap=-3)
-    with pytest.raises(PresetError, match="unknown override 'tiles'"):
+    assert (info.value.field, info.value.value) == ("overlap", -3)
+    with pytest.raises(OptionError, match="tiles is not a setting"):
         get_preset("balanced", tiles=256)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("target_scale", 0, "--scale must be positive, got 0"),
+        ("target_scale", -2.0, "--scale must be positive, got -2.0"),
+        ("tile", 8, '--scale must be "auto" or a whole number of pixels of at least 16, got 8'),
+        ("batch", 0, "--scale must be a whole number, at least 1, got 0"),
+        ("precision", "fp8", "--scale must be one of auto, fp32, fp16, bf16, got 'fp8'"),
+    ],
+)
+def test_a_bad_setting_is_said_in_the_faces_words(field, value, said):
+    """Not "override: preset 'balanced', field 'target_scale'": a face names its own control."""
+    with pytest.raises(OptionError) as info:
+        get_preset(None, **{field: value})
+    assert info.value.for_setting("--scale") == said
+    assert "preset" not in str(info.value) and "override" not in str(info.value)
+
+
+def test_device_names_are_checked_and_the_choices_listed():
+    with pytest.raises(OptionError) as info:
+        get_preset(None, device="gpu")
+    message = info.value.for_setting("--device")
+    assert message.startswith("--device must be one of auto, cpu, cuda, cuda:N")
+    assert message.endswith("got 'gpu'")
+    assert get_preset(None, device="CPU").device == "cpu"
+    assert parse_device(" cuda:1 ") == "cuda:1" and parse_device("gpu") is None
+    if not torch.cuda.is_available():
+        with pytest.raises(OptionError, match="a device this machine has: auto, cpu"):
+            resolve_device("cuda")
+    assert [value for value, _ in available_devices()][:2] == ["auto", "cpu"]
+
+
+def test_build_options_keeps_the_preset_for_missing_controls_and_a_hosts_device():
+    """None keeps the preset's value; a host's device is used unless the preset names one."""
+    options = build_options("quality", tile=None, overlap=None, tta=None, batch=2)
+    quality = preset_settings("quality")
+    assert (options.tile, options.overlap, options.tta, options.batch) == (
+        quality["tile"],
+        quality["overlap"],
+        quality["tta"],
+        2,
+    )
+    assert build_options("balanced", fallback_device="cpu").device == "cpu"
+    assert build_options("cpu", fallback_device="cpu").device == "cpu"
+    assert build_options("balanced", fallback_device="cpu", device="cpu").device == "cpu"
+    assert build_options("balanced", fallback_device="cuda:3").device == "cuda:3"
+    assert build_options("cpu", fallback_device="cuda:3").device == "cpu"  # the preset's wins
 
 
 def test_user_preset_adds_and_changes(config_dir):

@@ -75,7 +75,9 @@ def _eval_parser() -> argparse.ArgumentParser:
         "(MATLAB bicubic LR, uint8 output, Y channel, scale-pixel border), as a Markdown table "
         "with bicubic as the baseline row.",
     )
-    p.add_argument("--model", type=Path, help="any model file spandrel can load")
+    p.add_argument(
+        "--model", help="a shipped model's name (nexus-x4, ...) or any model file spandrel can load"
+    )
     p.add_argument(
         "--data", type=Path, action="append", required=True, metavar="DIR", help="repeatable"
     )
@@ -113,7 +115,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
         ]
         if descriptor is not None:
             up = descriptor_upscaler(descriptor, args.device)
-            name = args.name or args.model.name
+            name = args.name or Path(args.model).name
             rows.append((name, [evaluate_folder(d, scale, up) for d in args.data]))
     except NexusError as exc:
         print(f"nexus-eval: error: {exc}", file=sys.stderr)
