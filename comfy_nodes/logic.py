@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from spandrel import ImageModelDescriptor, ModelTiling
 
 from ..core import engine, loading, presets, zoo
+from ..core.model_info import format_count, parameter_count
 
 PRESET = "preset"
 """Dropdown value meaning "keep what the preset says" for an override."""
@@ -70,17 +71,7 @@ def shipped_model_path(choice: str) -> str | None:
     return str(zoo.resolve_model(choice[: -len(SHIPPED_SUFFIX)]))
 
 
-def count_parameters(descriptor: ImageModelDescriptor) -> int:
-    """Number of parameters of the wrapped model."""
-    return sum(p.numel() for p in descriptor.model.parameters())
-
-
-def _format_count(n: int) -> str:
-    if n >= 1_000_000:
-        return f"{n / 1_000_000:.2f}M"
-    if n >= 1_000:
-        return f"{n / 1_000:.1f}K"
-    return str(n)
+count_parameters = parameter_count  # the name the node tests and older callers use
 
 
 def model_info(descriptor: ImageModelDescriptor) -> str:
@@ -95,7 +86,7 @@ def model_info(descriptor: ImageModelDescriptor) -> str:
         precisions.append("bf16")
     parts = [
         f"{descriptor.architecture.name} x{descriptor.scale}",
-        f"{_format_count(count_parameters(descriptor))} parameters",
+        f"{format_count(parameter_count(descriptor))} parameters",
         ", ".join(precisions),
         f"{descriptor.input_channels} -> {descriptor.output_channels} channels",
     ]
@@ -117,7 +108,7 @@ def model_info(descriptor: ImageModelDescriptor) -> str:
 # --- options -----------------------------------------------------------------------------------
 
 
-DEFAULT_PRESET = "balanced"
+DEFAULT_PRESET = presets.DEFAULT_PRESET
 
 
 def preset_names() -> list[str]:

@@ -17,6 +17,8 @@ from typing import Any, Literal
 from PySide6.QtCore import QDateTime, QMimeData, QObject, QSize, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
+from ..core.inputs import OUTPUT_FOLDER_NAME
+from ..core.model_info import format_count, parameter_count
 from .queue_model import QueueModel, Status
 from .settings import AppSettings, Choices
 from .worker import BatchWorker, Job, ModelTask, PreviewTask, ProbeTask
@@ -59,13 +61,6 @@ class Notice:
     supersedes: tuple[str, ...] = ()  # and it replaces notices on these topics too
 
 
-def format_count(n: int) -> str:
-    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return str(n)
-
-
 def format_eta(seconds: float) -> str:
     seconds = max(0, round(seconds))
     hours, rest = divmod(seconds, 3600)
@@ -93,17 +88,6 @@ def output_folder_problem(folder: Path) -> str | None:
     if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} is not writable"
     return None
-
-
-def available_devices() -> list[tuple[str, str]]:
-    """(value, label): automatic, the CPU and each CUDA GPU torch can see."""
-    import torch
-
-    devices = [("auto", "Automatic (GPU if available)"), ("cpu", "CPU")]
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            devices.append((f"cuda:{i}", f"GPU {i}: {torch.cuda.get_device_name(i)}"))
-    return devices
 
 
 def shipped_models() -> list[Any]:
@@ -304,7 +288,7 @@ class Controller(QObject):
             name=spec if spec != str(path) else path.name,
             architecture=descriptor.architecture.name,
             scale=int(descriptor.scale),
-            parameters=sum(p.numel() for p in descriptor.model.parameters()),
+            parameters=parameter_count(descriptor),
             description=description,
         )
         self._descriptor, self.model_info = descriptor, info
@@ -382,7 +366,7 @@ class Controller(QObject):
     def options(self) -> Any:
         """The engine's ``UpscaleOptions``: the chosen preset with the panel's values on top."""
         from ..core.errors import PresetError
-        from ..core.presets import get_preset
+        from ..core.presets import build_options
 
         c = self.choices
         fields = {
@@ -395,7 +379,7 @@ class Controller(QObject):
             "alpha_mode": c.alpha_mode,
         }
         try:
-            return get_preset(c.preset or None, **fields)
+            return build_options(c.preset or None, **fields)
         except PresetError as exc:
             # A broken user preset must not block the batch: its base is the default preset.
             self._notify(
@@ -403,7 +387,7 @@ class Controller(QObject):
                 f"{exc}; using the default preset with the panel's options.",
                 topic="preset",
             )
-            return get_preset(None, **fields)
+            return build_options(None, **fields)
 
     # --- output planning -----------------------------------------------------------------------
 
@@ -419,43 +403,29 @@ class Controller(QObject):
             suffix = f"{suffix}_{self.model_info.tag}"
         return suffix
 
-    def output_folder_for(self, input_path: Path) -> Path:
-        text = self.choices.output_dir.strip()
-        if not text:
-            return input_path.parent / "upscaled"
-        folder = Path(text).expanduser()
-        return folder if folder.is_absolute() else input_path.parent / folder
+    def plan_outputs(self, inputs: list[Path]) -> list[Any]:
+        """Where each input goes (``core.outputs.PlannedOutput``), following the output choices.
 
-    def plan_outputs(self, inputs: list[Path]) -> list[Path]:
-        """One output path per input following the output choices.
-
-        Names come from the core's ``plan_output_path`` (stem + suffix + the format's
-        extension), as the CLI names them. An output never lands on a queued input nor on
-        another output of the same batch; with the "rename" policy it also avoids existing
-        files (``name_upscaled-2.png``, ...).
+        The core's rules, as the command line plans them: an output never lands on a queued
+        input nor on another output of the batch; the "rename" policy also avoids existing files
+        (``name_upscaled-2.png``, ...), "overwrite" and "fail" leave a colliding row failed.
+        An empty output folder is an ``upscaled`` folder beside each input, a relative one is
+        beside each input too, an absolute one holds every output.
         """
-        from ..core.pipeline import plan_output_path
+        from ..core.outputs import plan_outputs
 
-        c = self.choices
-        suffix = self.output_suffix()
-        queued = {item.path for item in self.queue.items()}
-        claimed: set[Path] = set()
-        outputs = []
-        for path in inputs:
-            folder = self.output_folder_for(path)
-            # a trailing separator: always a folder, even one named like a file ("out.v2")
-            planned = plan_output_path(path, f"{folder}{os.sep}", suffix, self.output_format)
-            candidate, n = planned, 1
-            while (
-                candidate.resolve() in queued
-                or candidate in claimed
-                or (c.overwrite == "rename" and candidate.exists())
-            ):
-                n += 1
-                candidate = planned.with_name(f"{planned.stem}-{n}{planned.suffix}")
-            claimed.add(candidate)
-            outputs.append(candidate)
-        return outputs
+        text = self.choices.output_dir.strip()
+        folder = Path(text).expanduser() if text else None
+        beside = folder is None or not folder.is_absolute()
+        return plan_outputs(
+            inputs,
+            output=None if beside else f"{folder}{os.sep}",
+            subfolder=(text or OUTPUT_FOLDER_NAME) if beside else None,
+            suffix=self.output_suffix(),
+            format=self.output_format,
+            existing=self.choices.overwrite,  # type: ignore[arg-type]
+            protected=[item.path for item in self.queue.items()],
+        )
 
     # --- the batch -----------------------------------------------------------------------------
 
@@ -489,14 +459,15 @@ class Controller(QObject):
         from ..core.engine import CancelToken
 
         options = self.options()
-        outputs = self.plan_outputs([item.path for item in todo])
+        plans = self.plan_outputs([item.path for item in todo])
         problems: dict[Path, str | None] = {}
         jobs = []
-        for item, out in zip(todo, outputs):
+        for item, plan in zip(todo, plans):
+            out = plan.output
             if out.parent not in problems:
                 problem = output_folder_problem(out.parent)
                 problems[out.parent] = f"cannot write the output: {problem}" if problem else None
-            jobs.append(Job(item.key, item.path, out, problems[out.parent] or ""))
+            jobs.append(Job(item.key, item.path, out, plan.problem or problems[out.parent] or ""))
         for item in todo:
             self.queue.reset_item(item.key)
         self._token = CancelToken()
@@ -508,6 +479,7 @@ class Controller(QObject):
             quality=self.choices.quality,
             overwrite=self.choices.overwrite == "overwrite",
             cancel=self._token,
+            max_pixels=self.choices.max_megapixels * 1_000_000 or None,
         )
         signals = self._worker.signals
         signals.item_started.connect(self._on_started)

@@ -34,11 +34,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.devices import available_devices
 from .compare_panel import ComparePanel
 from .controller import (
     Controller,
     ModelInfo,
-    available_devices,
     plural,
     recommended_model,
     shipped_models,

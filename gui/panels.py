@@ -138,6 +138,13 @@ class SidePanel(QWidget):
         self.target_scale_spin.setSpecialValueText("Model's scale")
         self.target_scale_spin.setSuffix("×")
         self.alpha_combo = _combo("alphaCombo", [(ALPHA_LABELS[a], a) for a in ALPHA_MODES])
+        self.max_pixels_spin = QSpinBox(objectName="maxPixelsSpin", minimum=0, maximum=100_000)
+        self.max_pixels_spin.setSpecialValueText("No limit")
+        self.max_pixels_spin.setSuffix(" MP")
+        self.max_pixels_spin.setToolTip(
+            "Larger images are refused: a guard against decompression bombs (small files that "
+            "decode to gigabytes). Raise it for a genuine large image."
+        )
         for label, widget in (
             ("Tile size", self.tile_spin),
             ("Tile overlap", self.overlap_spin),
@@ -146,6 +153,7 @@ class SidePanel(QWidget):
             ("TTA", self.tta_check),
             ("Output scale", self.target_scale_spin),
             ("Transparency", self.alpha_combo),
+            ("Max pixels", self.max_pixels_spin),
         ):
             adv.addRow(label, widget)
         form.addRow(self.advanced)
@@ -156,6 +164,7 @@ class SidePanel(QWidget):
         self._connect_combo(self.device_combo, "device")
         self.tta_check.toggled.connect(lambda v: self._emit("tta", bool(v)))
         self.target_scale_spin.valueChanged.connect(lambda v: self._emit("target_scale", float(v)))
+        self.max_pixels_spin.valueChanged.connect(lambda v: self._emit("max_megapixels", int(v)))
         self._connect_combo(self.alpha_combo, "alpha_mode")
         return group
 
@@ -250,6 +259,7 @@ class SidePanel(QWidget):
             self.tta_check.setChecked(c.tta)
             self.target_scale_spin.setValue(c.target_scale)
             _select_data(self.alpha_combo, c.alpha_mode)
+            self.max_pixels_spin.setValue(c.max_megapixels)
             self._output_dir = c.output_dir
             self.output_dir_edit.setText(c.output_dir)
             self.output_dir_edit.setCursorPosition(0)  # show the start of a long path

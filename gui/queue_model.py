@@ -10,7 +10,9 @@ from pathlib import Path
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QImageReader, QPixmap
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
+from ..core.inputs import IMAGE_EXTENSIONS, find_inputs
+
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS  # what a folder yields; the open dialog offers the same
 THUMBNAIL_SIZE = QSize(48, 48)
 # Translucent, so a failed row reads as red on the light and the dark palette alike.
 FAILED_BACKGROUND = QColor(220, 40, 40, 56)
@@ -66,23 +68,9 @@ def read_input_size(path: Path) -> QSize:
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given, folders walked recursively for images, in a stable order.
-
-    Folders named ``upscaled`` are skipped: they hold this app's own outputs, and queueing
-    them again would upscale the results.
-    """
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                rel = child.relative_to(path)
-                if "upscaled" in rel.parts[:-1]:
-                    continue
-                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
-                    found.append(child)
-        elif path.is_file():
-            found.append(path)
-    return found
+    """Files as given, folders walked recursively for images, in a stable order, by the core's
+    rule (``core.inputs``): no hidden files, no ``upscaled`` folders, no earlier results."""
+    return [found.path for found in find_inputs(paths, recursive=True).files]
 
 
 class QueueModel(QAbstractTableModel):

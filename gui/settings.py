@@ -12,9 +12,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from ..core.imageio import DEFAULT_MAX_PIXELS
+
 ORGANIZATION = "NEXUS Upscaler"
 APPLICATION = "nexus-upscaler-gui"
 MAX_RECENT_MODELS = 8
+DEFAULT_MAX_MEGAPIXELS = DEFAULT_MAX_PIXELS // 1_000_000
 
 # "same": the input's own format where it can be written (PNG, JPEG, WebP, TIFF), else PNG
 FORMATS = ("png", "jpeg", "webp", "tiff", "same")
@@ -40,6 +43,7 @@ class Choices:
     tta: bool = False
     target_scale: float = 0.0  # 0 = the model's own scale
     alpha_mode: str = "model"
+    max_megapixels: int = DEFAULT_MAX_MEGAPIXELS  # larger inputs are refused; 0 = no limit
     show_advanced: bool = False
     output_dir: str = ""  # "" = an ``upscaled`` folder beside each input
     format: str = "png"

@@ -15,6 +15,8 @@ import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QImageReader
 
+from ..core.errors import error_reason
+from ..core.imageio import DEFAULT_MAX_PIXELS
 from .queue_model import THUMBNAIL_SIZE
 
 
@@ -26,15 +28,6 @@ class Job:
     input_path: Path
     output_path: Path
     problem: str = ""  # known before the run (an output folder that is a file): fails the row
-
-
-def error_reason(exc: BaseException) -> str:
-    """A short reason for the queue row (the row already names the file)."""
-    reason = getattr(exc, "reason", None)
-    if isinstance(reason, str) and reason:
-        return reason
-    text = str(exc).strip()
-    return text or type(exc).__name__
 
 
 class BatchSignals(QObject):
@@ -65,9 +58,11 @@ class BatchWorker(QRunnable):
         quality: int,
         overwrite: bool,
         cancel: Any,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         super().__init__()
         self.signals = BatchSignals()
+        self._max_pixels = max_pixels
         self._descriptor = descriptor
         self._jobs = list(jobs)
         self._options = options
@@ -106,6 +101,7 @@ class BatchWorker(QRunnable):
                     overwrite=self._overwrite,
                     progress=progress,
                     cancel=self._cancel,
+                    max_pixels=self._max_pixels,
                 )
             except UpscaleCancelled:
                 cancelled = True

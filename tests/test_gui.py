@@ -833,3 +833,24 @@ def test_same_as_input_keeps_each_files_format(qtbot, window, tmp_path, tiny_mod
     ]
     assert Image.open(out / "photo_upscaled.jpg").format == "JPEG"
     assert Image.open(out / "drawing_upscaled.png").format == "PNG"
+
+
+def test_max_pixels_refuses_a_larger_image_and_is_remembered(qtbot, tmp_path, tiny_model):
+    """The app's own "Max pixels" setting, as ``nexus-upscale --max-pixels``."""
+    window = make_window(qtbot, tmp_path)
+    big = tmp_path / "in" / "big.png"
+    big.parent.mkdir(parents=True)
+    Image.new("RGB", (1100, 1000)).save(big)  # 1.1 megapixels
+    small = write_png(tmp_path / "in" / "small.png", 16, 16)
+    assert open_model(qtbot, window, tiny_model)
+    panel = window.side_panel
+    assert panel.max_pixels_spin.value() == 200  # the core's default, in megapixels
+    panel.max_pixels_spin.setValue(1)
+    drop(window, [big, small])
+    assert start_and_wait(qtbot, window) is False
+    assert statuses(window) == [Status.FAILED, Status.DONE]
+    assert "more than the limit of 1.0 megapixels" in window.controller.queue.item(0).error
+    window.close()
+    reopened = make_window(qtbot, tmp_path)
+    assert reopened.side_panel.max_pixels_spin.value() == 1
+    assert reopened.controller.choices.max_megapixels == 1
