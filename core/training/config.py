@@ -49,6 +49,62 @@ class Degradations:
 
 
 @dataclass
+class RealRound:
+    """One round of the real-world chain: blur, resize, noise, JPEG (see ``realworld``).
+
+    Probabilities are in [0, 1]; ``*_probs`` lists are relative weights. Noise sigmas are in
+    0..255 units; a resize factor is drawn from ``resize_range`` (up: 1..max, down: min..1).
+    """
+
+    blur_prob: float = 1.0
+    kernel_probs: list[float] = field(
+        default_factory=lambda: [0.45, 0.25, 0.12, 0.03, 0.12, 0.03]
+    )  # iso, aniso, generalized_iso, generalized_aniso, plateau_iso, plateau_aniso
+    sinc_prob: float = 0.1
+    blur_sigma: tuple[float, float] = (0.2, 3.0)
+    betag_range: tuple[float, float] = (0.5, 4.0)  # generalised Gaussian shape
+    betap_range: tuple[float, float] = (1.0, 2.0)  # plateau shape
+    resize_probs: list[float] = field(default_factory=lambda: [0.2, 0.7, 0.1])  # up, down, keep
+    resize_range: tuple[float, float] = (0.15, 1.5)
+    resize_mode_probs: list[float] = field(
+        default_factory=lambda: [1.0, 1.0, 1.0]
+    )  # area, bilinear, bicubic
+    gaussian_noise_prob: float = 0.5  # else Poisson noise
+    noise_range: tuple[float, float] = (1.0, 30.0)
+    poisson_scale_range: tuple[float, float] = (0.05, 3.0)
+    gray_noise_prob: float = 0.4
+    jpeg_prob: float = 1.0
+    jpeg_range: tuple[int, int] = (30, 95)
+
+
+def _second_round() -> RealRound:
+    return RealRound(
+        blur_prob=0.8,
+        blur_sigma=(0.2, 1.5),
+        resize_probs=[0.3, 0.4, 0.3],
+        resize_range=(0.3, 1.2),
+        noise_range=(1.0, 25.0),
+        poisson_scale_range=(0.05, 2.5),
+        jpeg_prob=0.0,  # the chain's final JPEG follows the second round
+    )
+
+
+@dataclass
+class RealDegradation:
+    """The second-order real-world chain (``degradation = "real"``): ``first`` round, then
+    ``second`` round with ``second_prob``, then the resize to 1/scale with a sinc filter
+    (``final_sinc_prob``) and JPEG (``final_jpeg_range``) in random order."""
+
+    kernel_size: int = 21  # largest blur kernel; sizes are drawn from the odd numbers 7..this
+    first: RealRound = field(default_factory=RealRound)
+    second: RealRound = field(default_factory=_second_round)
+    second_prob: float = 1.0
+    final_sinc_prob: float = 0.8
+    final_jpeg_range: tuple[int, int] = (30, 95)
+    sharpen_target: bool = False  # train towards unsharp-masked HR crops (crisper results)
+
+
+@dataclass
 class TrainData:
     hr_folders: list[str] = field(default_factory=list)
     lr_patch: int = 48
@@ -57,7 +113,11 @@ class TrainData:
     cache: bool = True
     flip: bool = True
     rot90: bool = True
+    # "bicubic": MATLAB bicubic LR with the optional simple ``degradations``; "real": the
+    # second-order real-world chain of ``real``, made on the training device per batch
+    degradation: Literal["bicubic", "real"] = "bicubic"
     degradations: Degradations = field(default_factory=Degradations)
+    real: RealDegradation = field(default_factory=RealDegradation)
 
 
 @dataclass
@@ -290,6 +350,8 @@ def _check_values(cfg: TrainConfig, file: str) -> None:
             raise bad(f"datasets.train.{name}", "must be at least 1")
     if t.num_workers < 0:
         raise bad("datasets.train.num_workers", "must be 0 or more")
+    if t.degradation == "real":
+        _check_real(t.real, cfg.scale, t.lr_patch, bad)
     v = cfg.datasets.val
     if v is not None:
         if not Path(v.hr_folder).is_dir():
@@ -328,6 +390,53 @@ def _check_values(cfg: TrainConfig, file: str) -> None:
         opt = getattr(tr, name)
         if opt is not None and not 0.0 <= opt.prob <= 1.0:
             raise bad(f"train.{name}.prob", "must be in [0, 1]")
+
+
+def _check_real(r: RealDegradation, scale: int, lr_patch: int, bad: Any) -> None:
+    where = "datasets.train.real"
+    if r.kernel_size < 7 or r.kernel_size % 2 == 0:
+        raise bad(f"{where}.kernel_size", "must be an odd number of at least 7")
+    if r.kernel_size // 2 >= lr_patch * scale:
+        raise bad(f"{where}.kernel_size", "must be smaller than twice the HR crop")
+    for name in ("second_prob", "final_sinc_prob"):
+        if not 0.0 <= getattr(r, name) <= 1.0:
+            raise bad(f"{where}.{name}", "must be in [0, 1]")
+    _check_quality(r.final_jpeg_range, f"{where}.final_jpeg_range", bad)
+    for round_name in ("first", "second"):
+        rr: RealRound = getattr(r, round_name)
+        at = f"{where}.{round_name}"
+        for name in (
+            "blur_prob",
+            "sinc_prob",
+            "gaussian_noise_prob",
+            "gray_noise_prob",
+            "jpeg_prob",
+        ):
+            if not 0.0 <= getattr(rr, name) <= 1.0:
+                raise bad(f"{at}.{name}", "must be in [0, 1]")
+        for name, count in (("kernel_probs", 6), ("resize_probs", 3), ("resize_mode_probs", 3)):
+            probs = getattr(rr, name)
+            if len(probs) != count or min(probs) < 0 or sum(probs) <= 0:
+                raise bad(f"{at}.{name}", f"must be {count} non-negative weights, not all 0")
+        for name in (
+            "blur_sigma",
+            "betag_range",
+            "betap_range",
+            "noise_range",
+            "poisson_scale_range",
+            "resize_range",
+        ):
+            lo, hi = getattr(rr, name)
+            if lo > hi or lo < 0:
+                raise bad(f"{at}.{name}", "must be [low, high] with 0 <= low <= high")
+        if rr.blur_sigma[0] <= 0 or rr.resize_range[0] <= 0:
+            raise bad(f"{at}.blur_sigma/resize_range", "must start above 0")
+        _check_quality(rr.jpeg_range, f"{at}.jpeg_range", bad)
+
+
+def _check_quality(q: tuple[int, int], where: str, bad: Any) -> None:
+    if not 1 <= q[0] <= q[1] <= 100:
+        raise bad(where, "must be [low, high] JPEG qualities with 1 <= low <= high <= 100")
 
 
 def config_from_dict(data: dict[str, Any], file: str = "<config>") -> TrainConfig:

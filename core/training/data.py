@@ -55,7 +55,8 @@ class PairDataset(Dataset):
 
     Index ``i`` selects a random image, a random crop, a random flip/rot90 and the degradations,
     all drawn from ``np.random.default_rng((seed, i))``. Images smaller than the HR crop are
-    skipped (with their names in ``skipped``).
+    skipped (with their names in ``skipped``). With ``hr_only`` the LR item is an empty tensor:
+    the caller degrades whole batches itself (the real-world chain).
     """
 
     def __init__(
@@ -69,8 +70,10 @@ class PairDataset(Dataset):
         rot90: bool = True,
         degradations: Degradations | None = None,
         cache: bool = True,
+        hr_only: bool = False,
     ) -> None:
         self.scale = scale
+        self.hr_only = hr_only
         self.lr_patch = lr_patch
         self.hr_patch = lr_patch * scale
         self.length = length
@@ -108,7 +111,9 @@ class PairDataset(Dataset):
     def _image(self, k: int) -> np.ndarray:
         return self.images[k] if self.cache else load_rgb(self.paths[k])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def hr_crop(self, index: int) -> tuple[np.ndarray, np.random.Generator]:
+        """The augmented HR crop of sample ``index`` and the generator that drew it (which then
+        draws the sample's degradations)."""
         rng = np.random.default_rng((self.seed, index))
         img = self._image(int(rng.integers(len(self.paths))))
         h, w = img.shape[:2]
@@ -121,7 +126,13 @@ class PairDataset(Dataset):
             hr = hr[:, ::-1]
         if self.rot90:
             hr = np.rot90(hr, int(rng.integers(4)))
-        hr = np.ascontiguousarray(hr)
+        return np.ascontiguousarray(hr), rng
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        hr, rng = self.hr_crop(index)
+        if self.hr_only:
+            # The real-world chain runs on whole batches on the training device (trainer).
+            return torch.empty(0, dtype=torch.uint8), to_chw_uint8(hr)
         lr = make_lr(hr, self.scale, self.degradations, rng)
         # uint8 crosses the worker pipe 4x smaller than float; the trainer converts batches.
         return to_chw_uint8(lr), to_chw_uint8(hr)

@@ -37,6 +37,7 @@ from .ema import ModelEMA
 from .evaluate import module_upscaler
 from .losses import CharbonnierLoss, L1Loss, PerceptualLoss, VanillaGANLoss
 from .metrics import mod_crop, psnr, ssim
+from .realworld import degrade_real, usm_sharpen
 from .scheduler import CosineAnnealingRestartLR
 
 __all__ = ["Trainer", "build_model", "DistInfo", "init_distributed"]
@@ -243,6 +244,7 @@ class Trainer:
             rot90=t.rot90,
             degradations=t.degradations,
             cache=t.cache,
+            hr_only=t.degradation == "real",
         )
         if ds.skipped and self.dist.main:
             tqdm.write(
@@ -329,6 +331,8 @@ class Trainer:
         then save a resumable state). Returns the last logged values."""
         cfg, total = self.cfg, self.cfg.train.total_iter
         loader = self._loader()
+        train_data = cfg.datasets.train
+        real = train_data.real if train_data.degradation == "real" else None
         main = self.dist.main
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -353,8 +357,13 @@ class Trainer:
         last: dict[str, Any] = {}
         try:
             for lr_u8, hr_u8 in loader:
-                lr = lr_u8.to(self.device, non_blocking=True).float().div_(255.0)
                 hr = hr_u8.to(self.device, non_blocking=True).float().div_(255.0)
+                if real is not None:
+                    lr = degrade_real(hr, cfg.scale, real, (cfg.seed, self.step, self.dist.rank))
+                    if real.sharpen_target:
+                        hr = usm_sharpen(hr)
+                else:
+                    lr = lr_u8.to(self.device, non_blocking=True).float().div_(255.0)
                 logs = self.train_step(lr, hr)
                 self.step += 1
                 self.history.append(logs["loss"])
@@ -409,15 +418,25 @@ class Trainer:
         model.eval()
         s = self.cfg.scale
         upscale = module_upscaler(model, s, self.device)
-        deg = self.cfg.datasets.train.degradations
         scores = []
         for i, hr in enumerate(self.val_images):
-            lr = make_lr(hr, s, deg, np.random.default_rng((self.cfg.seed, 2**31 + i)))
+            lr = self.val_input(hr, i)
             sr = upscale(lr)
             scores.append((psnr(sr, hr, s), ssim(sr, hr, s)))
         model.train(was_training)
         arr = np.array(scores) if scores else np.full((1, 2), math.nan)
         return float(arr[:, 0].mean()), float(arr[:, 1].mean())
+
+    def val_input(self, hr: np.ndarray, index: int) -> np.ndarray:
+        """The network input for validation image ``index``, degraded like the training inputs
+        with a fixed seed, so every validation sees the same inputs."""
+        t, s = self.cfg.datasets.train, self.cfg.scale
+        seed = (self.cfg.seed, 2**31 + index)
+        if t.degradation == "real":
+            x = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))[None]
+            lr = degrade_real(x.float().div(255.0), s, t.real, seed)
+            return (lr[0] * 255.0).round().byte().permute(1, 2, 0).numpy()
+        return make_lr(hr, s, t.degradations, np.random.default_rng(seed))
 
     # --- checkpoints ---
 
