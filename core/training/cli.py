@@ -69,59 +69,130 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _eval_parser() -> argparse.ArgumentParser:
+    from .evaluate import DEGRADATIONS
+
     p = argparse.ArgumentParser(
         prog="nexus-eval",
-        description="PSNR/SSIM on folders of HR images the way SR papers report them "
-        "(MATLAB bicubic LR, uint8 output, Y channel, scale-pixel border), as a Markdown table "
-        "with bicubic as the baseline row.",
+        description="Score models next to bicubic on folders of HR images, as a Markdown table. "
+        "--degradation bicubic (default) is the SR papers' protocol: MATLAB bicubic LR, uint8 "
+        "output, PSNR/SSIM on Y with a scale-pixel border. web (bicubic then JPEG 30-80) and "
+        "real (the second-order real-world chain) make the inputs people actually have, seeded "
+        "per image, and add HaarPSI (higher is better), GMSD (lower is better) and the "
+        "blockiness of the output on the input's JPEG grid (1 is none).",
     )
     p.add_argument(
-        "--model", help="a shipped model's name (nexus-x4, ...) or any model file spandrel can load"
+        "--model",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="a shipped model name (nexus-upscale --list-models) or any model file spandrel "
+        "can load; repeatable",
     )
     p.add_argument(
         "--data", type=Path, action="append", required=True, metavar="DIR", help="repeatable"
     )
-    p.add_argument("--scale", type=int, help="upscale factor (default: the model's)")
+    p.add_argument("--scale", type=int, help="upscale factor (default: the models')")
+    p.add_argument(
+        "--degradation",
+        choices=DEGRADATIONS,
+        default="bicubic",
+        help="how the LR inputs are made (default: bicubic, the paper protocol)",
+    )
+    p.add_argument(
+        "--perceptual",
+        action="store_true",
+        help="also HaarPSI, GMSD and blockiness with --degradation bicubic (always on otherwise)",
+    )
     p.add_argument("--bicubic-only", action="store_true", help="only the bicubic baseline")
+    p.add_argument(
+        "--sheet",
+        type=Path,
+        metavar="OUT.png",
+        help="also write the same crops of a few images of the first --data folder from every "
+        "method, labelled, side by side",
+    )
+    p.add_argument("--sheet-images", type=int, default=3, metavar="N", help="images on the sheet")
+    p.add_argument("--sheet-crop", type=int, default=64, metavar="PX", help="LR crop size")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--name", help="the model's row name (default: the file name)")
+    p.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        help="row name of each --model, in order (default: the shipped name or file name)",
+    )
     return p
 
 
 def eval_main(argv: Sequence[str] | None = None) -> int:
     parser = _eval_parser()
     args = parser.parse_args(argv)
-    if args.model is None and not args.bicubic_only:
-        parser.error("give --model PATH, or --bicubic-only")
-    from .evaluate import bicubic_upscaler, descriptor_upscaler, evaluate_folder, markdown_table
+    if not args.model and not args.bicubic_only:
+        parser.error("give --model NAME_OR_PATH, or --bicubic-only")
+    if len(args.name) > len(args.model):
+        parser.error("more --name than --model")
+    from .evaluate import (
+        PROTOCOLS,
+        bicubic_upscaler,
+        descriptor_upscaler,
+        evaluate_folder,
+        make_degrader,
+        markdown_table,
+    )
 
+    for folder in args.data:
+        if not folder.is_dir():
+            parser.error(f"--data {folder}: not a folder")
     try:
-        descriptor = None
+        methods = [("Bicubic", None)]
         scale = args.scale
-        if args.model is not None and not args.bicubic_only:
+        if not args.bicubic_only:
             from ..loading import load_model
+            from ..zoo import resolve_model
 
-            descriptor = load_model(args.model, device=args.device)
-            if scale is not None and scale != descriptor.scale:
-                parser.error(f"--scale {scale} but {args.model} is a x{descriptor.scale} model")
-            scale = int(descriptor.scale)
+            for i, model in enumerate(args.model):
+                path = resolve_model(model)
+                descriptor = load_model(path, device=args.device)
+                if scale is None:
+                    scale = int(descriptor.scale)
+                if int(descriptor.scale) != scale:
+                    parser.error(f"--model {model} is x{descriptor.scale}, the others x{scale}")
+                name = args.name[i] if i < len(args.name) else (
+                    model if path.stem == model else path.name
+                )  # fmt: skip
+                methods.append((name, descriptor_upscaler(descriptor, args.device)))
         if scale is None:
             parser.error("--scale is required with --bicubic-only")
-        for folder in args.data:
-            if not folder.is_dir():
-                parser.error(f"--data {folder}: not a folder")
+        methods[0] = ("Bicubic", bicubic_upscaler(scale))
+        degrade = make_degrader(args.degradation, scale)
+        perceptual = args.perceptual or args.degradation != "bicubic"
         rows = [
-            ("Bicubic", [evaluate_folder(d, scale, bicubic_upscaler(scale)) for d in args.data])
+            (name, [evaluate_folder(d, scale, up, degrade, perceptual) for d in args.data])
+            for name, up in methods
         ]
-        if descriptor is not None:
-            up = descriptor_upscaler(descriptor, args.device)
-            name = args.name or Path(args.model).name
-            rows.append((name, [evaluate_folder(d, scale, up) for d in args.data]))
+        if args.sheet is not None:
+            _write_sheet(args, methods, degrade, scale)
+    except ImportError as exc:
+        print(f"nexus-eval: error: {exc}", file=sys.stderr)
+        return 2
     except NexusError as exc:
         print(f"nexus-eval: error: {exc}", file=sys.stderr)
         return 2
+    if args.degradation != "bicubic":
+        print(f"LR inputs: {PROTOCOLS[args.degradation]}, seeded per image\n")
     print(markdown_table(scale, rows))
     return 0
+
+
+def _write_sheet(args: argparse.Namespace, methods, degrade, scale: int) -> None:  # noqa: ANN001
+    from .data import list_images, load_rgb
+    from .metrics import mod_crop
+    from .sheets import comparison_sheet, save_sheet
+
+    paths = list_images(args.data[0])[: max(1, args.sheet_images)]
+    images = [(p.name, mod_crop(load_rgb(p), scale)) for p in paths]
+    sheet = comparison_sheet(images, methods, degrade, scale, args.sheet_crop)
+    save_sheet(sheet, args.sheet)
+    print(f"sheet: {args.sheet} ({sheet.width}x{sheet.height})")
 
 
 if __name__ == "__main__":  # python -m nexus_upscaler.core.training.cli CONFIG (e.g. torchrun -m)

@@ -8,8 +8,8 @@ through a camera, resizes, noise and lossy saves, often twice. Each round here i
 and the chain ends with the resize to ``1/scale`` and a last sinc filter (ringing) and JPEG in a
 random order. Everything works on a whole batch on the training device: per-sample blur kernels
 go through one grouped convolution, noise is drawn per sample, and JPEG goes through a real
-encoder (libjpeg via ``torchvision.io``; nvJPEG on CUDA). One resize factor and mode is drawn per
-batch, since a batch must keep one size.
+encoder (libjpeg through Pillow, on the CPU). One resize factor and mode is drawn per batch, since
+a batch must keep one size.
 
 Every random choice comes from generators seeded with ``(seed, index)``, so a batch is a pure
 function of its HR pixels and its seed: a validation set is degraded the same way every time and
@@ -20,12 +20,14 @@ All functions take and return ``(B, C, H, W)`` float tensors in [0, 1].
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 from .config import RealDegradation, RealRound
@@ -148,7 +150,8 @@ def filter2d(x: Tensor, kernels: Tensor) -> Tensor:
     k = kernels.shape[-1]
     p = k // 2
     weight = kernels.to(x).repeat_interleave(c, dim=0)[:, None]  # (B*C, 1, k, k)
-    xp = F.pad(x.reshape(1, b * c, h, w), (p, p, p, p), mode="reflect")
+    mode = "reflect" if p < min(h, w) else "replicate"  # reflect needs the image wider than p
+    xp = F.pad(x.reshape(1, b * c, h, w), (p, p, p, p), mode=mode)
     return F.conv2d(xp, weight.flip(-1, -2), groups=b * c).reshape(b, c, h, w)
 
 
@@ -175,15 +178,17 @@ def add_poisson_noise(x: Tensor, scale: Tensor, gray: Tensor, gen: torch.Generat
 
 
 def jpeg(x: Tensor, quality: Sequence[int]) -> Tensor:
-    """Encode and decode each image as baseline JPEG (libjpeg / nvJPEG) at its ``quality``."""
-    from torchvision.io import decode_jpeg, encode_jpeg
-
-    u8 = (x.clamp(0, 1) * 255.0).round().to(torch.uint8)
-    out = [
-        decode_jpeg(encode_jpeg(img, quality=int(q)), device=x.device)
-        for img, q in zip(u8, quality)
-    ]
-    return torch.stack(out).to(x.dtype) / 255.0
+    """Encode and decode each image as baseline JPEG (libjpeg through Pillow, 4:2:0 chroma) at
+    its ``quality``. Images go through the CPU: the encoder is the real one people's files saw."""
+    u8 = (x.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    out = np.empty_like(u8)
+    for i, (img, q) in enumerate(zip(u8, quality)):
+        buf = io.BytesIO()
+        mode = "L" if img.shape[2] == 1 else "RGB"
+        Image.fromarray(img[..., 0] if mode == "L" else img, mode).save(buf, "JPEG", quality=int(q))
+        with Image.open(buf) as decoded:
+            out[i] = np.asarray(decoded).reshape(img.shape)
+    return torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).to(x.dtype) / 255.0
 
 
 def _gaussian_kernel1d(size: int, sigma: float) -> Tensor:
