@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from ..color import LUMA_WEIGHTS
 from .config import RealDegradation, RealRound
 
 __all__ = [
@@ -169,7 +170,7 @@ def add_gaussian_noise(x: Tensor, sigma: Tensor, gray: Tensor, gen: torch.Genera
 def add_poisson_noise(x: Tensor, scale: Tensor, gray: Tensor, gen: torch.Generator) -> Tensor:
     """Add shot noise: ``Poisson(255 x) / 255 - x`` times ``scale`` (B,); ``gray`` samples draw
     it once from the luma and add it to every channel."""
-    luma = (x * x.new_tensor([0.299, 0.587, 0.114])[None, :, None, None]).sum(1, keepdim=True)
+    luma = (x * x.new_tensor(LUMA_WEIGHTS)[None, :, None, None]).sum(1, keepdim=True)
     colour = torch.poisson(x.clamp(0, 1) * 255.0, generator=gen) / 255.0 - x.clamp(0, 1)
     mono = torch.poisson(luma.clamp(0, 1) * 255.0, generator=gen) / 255.0 - luma.clamp(0, 1)
     g = gray.to(x.device)[:, None, None, None]
