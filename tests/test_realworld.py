@@ -240,3 +240,75 @@ def test_nexus_eval_web_reports_perceptual_figures_and_writes_a_sheet(
     with Image.open(sheet) as im:
         # input, bicubic, the model, the original: four 32-pixel columns; two image rows
         assert im.width == 4 * 32 + 3 * 4 and im.height > 2 * 32
+
+
+# --- perceptual signals without downloaded weights ---
+
+
+def test_fft_loss_weighs_lost_detail_more_than_a_brightness_shift() -> None:
+    from nexus_upscaler.core.training.losses import FFTLoss
+
+    x = batch(2, 48)
+    blurred = torch.nn.functional.avg_pool2d(x, 3, 1, 1)
+    shifted = (x + 0.05).clamp(0, 1)
+    loss = FFTLoss()
+    assert float(loss(x, x)) == 0.0
+    l1 = lambda a: float((a - x).abs().mean())  # noqa: E731
+    # per unit of pixel L1, a blur costs far more than a flat shift (which lives in one bin)
+    assert float(loss(blurred, x)) / l1(blurred) > 5 * float(loss(shifted, x)) / l1(shifted)
+
+
+def test_random_feature_loss_is_a_fixed_network_from_its_seed() -> None:
+    from nexus_upscaler.core.training.losses import RandomFeatureLoss
+
+    x = batch(2, 48)
+    noisy = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    a, b, other = RandomFeatureLoss(seed=0), RandomFeatureLoss(seed=0), RandomFeatureLoss(seed=1)
+    assert float(a(noisy, x)) == float(b(noisy, x)) > 0
+    assert float(other(noisy, x)) != float(a(noisy, x))
+    assert float(a(x, x)) == 0.0
+    assert not any(p.requires_grad for p in a.parameters())
+    pred = noisy.clone().requires_grad_(True)
+    a(pred, x).backward()
+    assert pred.grad is not None and float(pred.grad.abs().sum()) > 0
+
+
+def test_artifact_loss_targets_what_the_ema_model_does_not_do() -> None:
+    from nexus_upscaler.core.training.losses import ArtifactLoss
+
+    x = batch(1, 48)
+    smooth = torch.nn.functional.avg_pool2d(x, 3, 1, 1)
+    speckled = smooth + 0.1 * (torch.rand_like(x) > 0.9)  # artefacts the EMA output lacks
+    loss = ArtifactLoss()
+    assert float(loss(speckled, smooth, x)) > 0
+    # the same speckles, but where the EMA output is further from the target: they are kept
+    # as detail, not penalised
+    mild = x + 0.01 * (torch.rand_like(x) > 0.9)
+    far_ema = x + 0.2
+    assert float(loss(mild, x, x)) > 0
+    assert float(loss(mild, far_ema, x)) == 0.0
+
+
+def test_gan_training_with_weight_free_losses_and_feature_matching(tmp_path: Path) -> None:
+    data = real_config(tmp_path)
+    data["datasets"]["train"]["lr_patch"] = 16
+    data["train"].update(
+        total_iter=4,
+        fft_opt={"loss_weight": 0.1},
+        random_feature_opt={"loss_weight": 0.5, "widths": [8, 16]},
+        artifact_opt={"loss_weight": 1.0},
+        gan_opt={"loss_weight": 0.1, "num_feat": 8, "feature_matching_weight": 0.5},
+    )
+    trainer = Trainer(config_from_dict(data))
+    trainer.train()
+    log = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
+    header, last = log[0].split(","), dict(zip(log[0].split(","), log[-1].split(",")))
+    for column in ("l_fft", "l_randfeat", "l_artifact", "l_fm", "l_gan", "l_d"):
+        assert column in header and float(last[column]) > 0, column
+
+
+def test_artifact_loss_needs_the_ema(tmp_path: Path) -> None:
+    data = real_config(tmp_path)
+    data["train"].update(artifact_opt={}, ema_decay=0.0)
+    with pytest.raises(ConfigError, match="train.artifact_opt"):
+        config_from_dict(data, "cfg.toml")

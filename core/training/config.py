@@ -174,6 +174,22 @@ class PerceptualLoss:
 
 
 @dataclass
+class WeightFreeLoss:
+    """A perceptual signal that needs no downloaded weights (see ``losses``)."""
+
+    loss_weight: float = 1.0
+
+
+@dataclass
+class RandomFeatureLossConfig:
+    """Distances of a fixed random VGG-style network's features (``losses.RandomFeatureLoss``)."""
+
+    loss_weight: float = 1.0
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128])
+    seed: int = 0
+
+
+@dataclass
 class GanLoss:
     gan_type: Literal["vanilla"] = "vanilla"
     loss_weight: float = 0.1
@@ -182,6 +198,8 @@ class GanLoss:
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.99)
     start_iter: int = 0  # train G alone (pixel/perceptual) before the GAN term starts
+    # L1 between the discriminator's inner features of the output and of the target
+    feature_matching_weight: float = 0.0
 
 
 @dataclass
@@ -214,6 +232,9 @@ class Train:
     scheduler: Scheduler = field(default_factory=Scheduler)
     pixel_opt: PixelLoss | None = field(default_factory=PixelLoss)
     perceptual_opt: PerceptualLoss | None = None
+    fft_opt: WeightFreeLoss | None = None  # L1 of the spectra
+    random_feature_opt: RandomFeatureLossConfig | None = None  # random-weight conv features
+    artifact_opt: WeightFreeLoss | None = None  # LDL's artefact map (needs ema_decay > 0)
     gan_opt: GanLoss | None = None
     moe_balance_weight: float = 0.01  # weight of the HyReSR MoE balance loss (model.aux_loss())
     moe_warmup_iter: int = 0  # HyReSR: sample experts (Gumbel) instead of argmax before this step
@@ -368,8 +389,17 @@ def _check_values(cfg: TrainConfig, file: str) -> None:
         raise bad("train.scheduler.periods", "must all be at least 1")
     if not 0.0 <= tr.ema_decay < 1.0:
         raise bad("train.ema_decay", "must be in [0, 1)")
-    if tr.pixel_opt is None and tr.perceptual_opt is None and tr.gan_opt is None:
-        raise bad("train", "needs at least one of pixel_opt, perceptual_opt, gan_opt")
+    losses = ("pixel_opt", "perceptual_opt", "fft_opt", "random_feature_opt", "gan_opt")
+    if all(getattr(tr, name) is None for name in losses):
+        raise bad("train", f"needs at least one of {', '.join(losses)}")
+    if tr.artifact_opt is not None and tr.ema_decay <= 0:
+        raise bad("train.artifact_opt", "compares with the EMA model's output: set ema_decay > 0")
+    if (
+        tr.gan_opt is not None
+        and tr.gan_opt.feature_matching_weight
+        and tr.gan_opt.discriminator != "unet"
+    ):
+        raise bad("train.gan_opt.feature_matching_weight", 'needs discriminator = "unet"')
     p = tr.perceptual_opt
     if p is not None:
         if not p.vgg_weights:

@@ -35,16 +35,23 @@ class UNetDiscriminatorSN(nn.Module):
             nn.Conv2d(f, 1, 3, 1, 1),
         )
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(
+        self, x: Tensor, return_features: bool = False
+    ) -> Tensor | tuple[Tensor, list[Tensor]]:
+        """Logits; with ``return_features`` also the encoder and decoder activations (for
+        feature matching)."""
         act = lambda t: F.leaky_relu(t, 0.2)  # noqa: E731
         skips = [act(self.conv0(x))]
         for conv in self.down:
             skips.append(act(conv(skips[-1])))
+        features = list(skips)
         y = skips.pop()
         for conv in self.up:
             y = F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)
             y = act(conv(y)) + skips.pop()
-        return self.refine(y)
+            features.append(y)
+        logits = self.refine(y)
+        return (logits, features) if return_features else logits
 
 
 class VGGStyleDiscriminator(nn.Module):

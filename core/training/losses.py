@@ -1,8 +1,18 @@
-"""Losses: L1 / Charbonnier, VGG19 perceptual, vanilla GAN.
+"""Losses: L1 / Charbonnier, VGG19 perceptual, vanilla GAN, and perceptual signals that need no
+downloaded weights.
 
-The perceptual loss needs VGG19 weights from a file the user names (nothing is downloaded): the
-network is torchvision's ``vgg19`` architecture built with ``weights=None``, then the user's
+The VGG perceptual loss needs VGG19 weights from a file the user names (nothing is downloaded):
+the network is torchvision's ``vgg19`` architecture built with ``weights=None``, then the user's
 state dict is loaded with ``torch.load(weights_only=True)`` (or from safetensors).
+
+Where no such file exists (our machines, CI), three weight-free signals stand in:
+``FFTLoss`` (the spectrum's amplitude and phase, which an L1-blurred output lacks at high
+frequencies), ``RandomFeatureLoss`` (distances of the features of a fixed, randomly initialised
+conv net: random deep features already capture local structure, Liu et al. 2021, "Generic
+Perceptual Loss") and ``ArtifactLoss`` (LDL, Liang et al. 2022: penalise the pixels where the
+GAN-trained output departs from the target more than its EMA does, weighted by the local variance
+of the residual, which is high on GAN artefacts). The discriminator's own features give a fourth,
+feature matching, in the trainer.
 """
 
 from __future__ import annotations
@@ -16,6 +26,9 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 
 __all__ = [
+    "ArtifactLoss",
+    "FFTLoss",
+    "RandomFeatureLoss",
     "L1Loss",
     "CharbonnierLoss",
     "PerceptualLoss",
@@ -156,3 +169,88 @@ class VanillaGANLoss(nn.Module):
     def forward(self, logits: Tensor, target_is_real: bool) -> Tensor:
         target = torch.ones_like(logits) if target_is_real else torch.zeros_like(logits)
         return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+
+
+class FFTLoss(nn.Module):
+    """L1 distance of the 2-D spectra (real and imaginary parts, orthonormal FFT) of ``pred`` and
+    ``target`` (B, C, H, W): high frequencies weigh as much as low ones, so a blurred output
+    costs more than under pixel L1 alone."""
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        fp = torch.fft.rfft2(pred.float(), norm="ortho")
+        ft = torch.fft.rfft2(target.float(), norm="ortho")
+        return F.l1_loss(torch.view_as_real(fp), torch.view_as_real(ft))
+
+
+class RandomFeatureLoss(nn.Module):
+    """Distance of features from a fixed, randomly initialised VGG-style network.
+
+    Three stages of two 3x3 convs + ReLU (``widths``), 2x average pooling between stages,
+    Kaiming-normal weights drawn from ``seed`` (the same network every run, nothing downloaded).
+    Each stage's L1 distance is divided by the mean magnitude of the target's features there, so
+    every stage counts alike whatever its random scale. pred, target: (B, 3, H, W) in [0, 1].
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128), seed: int = 0) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        stages = []
+        ch = 3
+        for w in widths:
+            convs = [nn.Conv2d(ch, w, 3, 1, 1), nn.Conv2d(w, w, 3, 1, 1)]
+            for conv in convs:
+                fan_in = conv.in_channels * 9
+                with torch.no_grad():
+                    conv.weight.copy_(
+                        torch.randn(conv.weight.shape, generator=gen) * (2 / fan_in) ** 0.5
+                    )
+                    conv.bias.zero_()
+            stages.append(nn.Sequential(convs[0], nn.ReLU(), convs[1], nn.ReLU()))
+            ch = w
+        self.stages = nn.ModuleList(stages)
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1), False)
+
+    def _features(self, x: Tensor) -> list[Tensor]:
+        out = []
+        x = x - self.mean
+        for i, stage in enumerate(self.stages):
+            if i:
+                x = F.avg_pool2d(x, 2)
+            x = stage(x)
+            out.append(x)
+        return out
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        fp = self._features(pred)
+        with torch.no_grad():
+            ft = self._features(target.detach())
+        return sum(F.l1_loss(a, b) / (b.abs().mean() + 1e-6) for a, b in zip(fp, ft)) / len(fp)
+
+
+def _local_variance(x: Tensor, size: int) -> Tensor:
+    """Variance of ``x`` (B, 1, H, W) over ``size``x``size`` windows (reflect-padded)."""
+    p = size // 2
+    xp = F.pad(x, (p, p, p, p), mode="reflect")
+    mean = F.avg_pool2d(xp, size, 1)
+    return (F.avg_pool2d(xp * xp, size, 1) - mean * mean).clamp_min(0)
+
+
+class ArtifactLoss(nn.Module):
+    """LDL's artefact term: L1 of ``weight * (pred - target)``, where the weight is the residual's
+    local variance (``window`` pixels) times its patch variance to the power 1/5, and zero where
+    the EMA model's output is further from the target than ``pred`` (there ``pred`` is a detail,
+    not an artefact). pred, pred_ema, target: (B, C, H, W)."""
+
+    def __init__(self, window: int = 7) -> None:
+        super().__init__()
+        self.window = window
+
+    def forward(self, pred: Tensor, pred_ema: Tensor, target: Tensor) -> Tensor:
+        residual = (target - pred).abs().sum(1, keepdim=True).detach()
+        residual_ema = (target - pred_ema).abs().sum(1, keepdim=True).detach()
+        patch = residual.flatten(1).var(dim=1).pow(0.2).view(-1, 1, 1, 1)
+        weight = _local_variance(residual, self.window) * patch
+        weight = torch.where(residual < residual_ema, torch.zeros_like(weight), weight)
+        return F.l1_loss(weight * pred, weight * target)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
@@ -35,7 +36,15 @@ from .degradations import make_lr
 from .discriminators import build_discriminator
 from .ema import ModelEMA
 from .evaluate import module_upscaler
-from .losses import CharbonnierLoss, L1Loss, PerceptualLoss, VanillaGANLoss
+from .losses import (
+    ArtifactLoss,
+    CharbonnierLoss,
+    FFTLoss,
+    L1Loss,
+    PerceptualLoss,
+    RandomFeatureLoss,
+    VanillaGANLoss,
+)
 from .metrics import mod_crop, psnr, ssim
 from .realworld import degrade_real, usm_sharpen
 from .scheduler import CosineAnnealingRestartLR
@@ -43,9 +52,23 @@ from .scheduler import CosineAnnealingRestartLR
 __all__ = ["Trainer", "build_model", "DistInfo", "init_distributed"]
 
 LOG_COLUMNS = [
-    "step", "lr", "loss", "l_pix", "l_percep", "l_gan", "l_d", "l_moe",
-    "it_per_s", "val_psnr", "val_ssim", "elapsed_s",
-]  # fmt: skip
+    "step",
+    "lr",
+    "loss",
+    "l_pix",
+    "l_percep",
+    "l_gan",
+    "l_d",
+    "l_moe",
+    "it_per_s",
+    "val_psnr",
+    "val_ssim",
+    "elapsed_s",
+    "l_fft",
+    "l_randfeat",
+    "l_artifact",
+    "l_fm",
+]  # fmt: skip (new columns go last: older logs keep their order when a run resumes)
 
 
 @dataclass
@@ -147,6 +170,12 @@ class Trainer:
             self.percep_loss = PerceptualLoss(
                 p.vgg_weights, p.layer_weights, p.perceptual_weight, p.criterion, p.use_input_norm
             ).to(self.device)
+        self.fft_loss = FFTLoss() if tr.fft_opt is not None else None
+        self.random_feature_loss: RandomFeatureLoss | None = None
+        if tr.random_feature_opt is not None:
+            r = tr.random_feature_opt
+            self.random_feature_loss = RandomFeatureLoss(tuple(r.widths), r.seed).to(self.device)
+        self.artifact_loss = ArtifactLoss() if tr.artifact_opt is not None else None
         self.net_d: nn.Module | None = None
         self.d_model: nn.Module | None = None
         self.gan_loss = VanillaGANLoss()
@@ -284,11 +313,37 @@ class Trainer:
             l_percep = self.percep_loss(sr, hr)
             total = total + l_percep
             logs["l_percep"] = l_percep.item()
+        if self.fft_loss is not None:
+            l_fft = tr.fft_opt.loss_weight * self.fft_loss(sr, hr)  # type: ignore[union-attr]
+            total = total + l_fft
+            logs["l_fft"] = l_fft.item()
+        if self.random_feature_loss is not None:
+            w = tr.random_feature_opt.loss_weight  # type: ignore[union-attr]
+            l_rf = w * self.random_feature_loss(sr, hr)
+            total = total + l_rf
+            logs["l_randfeat"] = l_rf.item()
         gan_on = self.net_d is not None and self.step >= tr.gan_opt.start_iter  # type: ignore[union-attr]
+        if self.artifact_loss is not None and self.ema is not None:
+            with torch.no_grad():
+                sr_ema = self.ema.module(lr).float()
+            l_art = tr.artifact_opt.loss_weight * self.artifact_loss(sr, sr_ema, hr)  # type: ignore[union-attr]
+            total = total + l_art
+            logs["l_artifact"] = l_art.item()
         if gan_on:
             for p in self.d_model.parameters():  # type: ignore[union-attr]
                 p.requires_grad_(False)
-            l_gan = tr.gan_opt.loss_weight * self.gan_loss(self.net_d(sr), True)  # type: ignore
+            g = tr.gan_opt
+            if g.feature_matching_weight > 0:  # type: ignore[union-attr]
+                logits, feats = self.net_d(sr, return_features=True)  # type: ignore[misc]
+                with torch.no_grad():
+                    _, real_feats = self.net_d(hr, return_features=True)  # type: ignore[misc]
+                l_fm = sum(F.l1_loss(a, b) for a, b in zip(feats, real_feats)) / len(feats)
+                l_fm = g.feature_matching_weight * l_fm  # type: ignore[union-attr]
+                total = total + l_fm
+                logs["l_fm"] = l_fm.item()
+            else:
+                logits = self.net_d(sr)  # type: ignore[misc]
+            l_gan = g.loss_weight * self.gan_loss(logits, True)  # type: ignore[union-attr]
             total = total + l_gan
             logs["l_gan"] = l_gan.item()
         aux = getattr(self.model, "aux_loss", None)
