@@ -17,6 +17,7 @@ from .errors import CheckpointError, ModelNotFoundError
 
 __all__ = [
     "DEFAULT_MODEL",
+    "RECOMMENDED",
     "ShippedModel",
     "default_model_name",
     "list_shipped_models",
@@ -24,7 +25,18 @@ __all__ = [
     "weights_dir",
 ]
 
-DEFAULT_MODEL = "nexus-x4"
+RECOMMENDED = (
+    "hyresr-real-x4",
+    "hyresr-real-x2",
+    "hyresr-x4",
+    "hyresr-x2",
+    "nexus-x4",
+    "nexus-x2",
+)
+"""Shipped models in the order to offer them: the real-world models (they clean JPEG blocks and
+noise as they enlarge) before the faithful bicubic-trained ones, the stronger before the weaker.
+Every face lists models in this order; other files in the weights folder follow by name."""
+DEFAULT_MODEL = RECOMMENDED[0]
 WEIGHTS_DIR_ENV = "NEXUS_UPSCALER_WEIGHTS_DIR"
 
 
@@ -64,7 +76,7 @@ def list_shipped_models(directory: str | os.PathLike[str] | None = None) -> list
     if not folder.is_dir():
         return []
     models = []
-    for path in sorted(folder.glob("*.safetensors")):
+    for path in sorted(folder.glob("*.safetensors"), key=_offer_order):
         try:
             metadata = read_metadata(path)
         except (CheckpointError, ModelNotFoundError, OSError):
@@ -84,26 +96,28 @@ def list_shipped_models(directory: str | os.PathLike[str] | None = None) -> list
     return models
 
 
+def _offer_order(path: Path) -> tuple[int, str]:
+    name = path.stem
+    return (RECOMMENDED.index(name) if name in RECOMMENDED else len(RECOMMENDED), name)
+
+
 def default_model_name(
     directory: str | os.PathLike[str] | None = None, scale: int | None = None
 ) -> str | None:
-    """The model to use when none is named.
-
-    With ``scale``: a shipped model of that native scale, ``nexus-x<scale>`` first (so asking
-    for x2 runs the x2 model instead of the x4 one and a downscale); when none ships at that
-    scale, the overall default. Overall: ``nexus-x4`` when it ships; else the only shipped
-    model if there is exactly one; else None.
+    """The model to use when none is named: the first shipped model in offer order
+    (``RECOMMENDED`` first), or with ``scale`` the first one of that native scale (so asking for
+    x2 runs an x2 model instead of an x4 one and a downscale; without one at that scale, the
+    overall default). When no recommended model ships: the only model if there is exactly one,
+    else None (the user must choose).
     """
     models = list_shipped_models(directory)
-    names = [m.name for m in models]
     if scale is not None:
-        native = [m.name for m in models if m.scale == scale]
+        native = [m for m in models if m.scale == scale]
         if native:
-            family = f"nexus-x{scale}"
-            return family if family in native else native[0]
-    if DEFAULT_MODEL in names:
-        return DEFAULT_MODEL
-    return names[0] if len(names) == 1 else None
+            return native[0].name
+    if models and models[0].name in RECOMMENDED:
+        return models[0].name
+    return models[0].name if len(models) == 1 else None
 
 
 def resolve_model(
@@ -151,4 +165,4 @@ def _nothing_to_default(models: list[ShippedModel], folder: Path) -> str:
             "pass --model PATH with a checkpoint spandrel can load (ESRGAN, SwinIR, HAT, ...)"
         )
     listing = ", ".join(m.name for m in models)
-    return f"no default model ({DEFAULT_MODEL}) in {folder}; choose one of: {listing}"
+    return f"no default model ({', '.join(RECOMMENDED)}) in {folder}; choose one of: {listing}"

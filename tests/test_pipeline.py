@@ -176,3 +176,25 @@ def test_a_requested_scale_picks_the_shipped_model_of_that_scale(tmp_path):
     assert default_model_name(weights, scale=8) == "nexus-x4"
     assert resolve_model(None, weights, scale=2) == weights / "nexus-x2.safetensors"
     assert resolve_model("nexus-x4", weights, scale=2) == weights / "nexus-x4.safetensors"
+
+
+def test_models_are_offered_recommended_first_and_the_real_world_model_is_the_default(tmp_path):
+    """Every face lists the zoo's models in one order: the real-world models first (they clean
+    JPEG blocks and noise), then the faithful ones, then unknown files by name."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    names = [
+        ("aaa-x4", 4),
+        ("nexus-x4", 4),
+        ("hyresr-x4", 4),
+        ("hyresr-real-x4", 4),
+        ("nexus-x2", 2),
+    ]
+    for name, scale in names:
+        path = tmp_path / f"{name}.pth"
+        save_file(Compact(num_feat=8, num_conv=1, upscale=scale).state_dict(), str(path))
+        save_model(load_model(path), weights / f"{name}.safetensors")
+    order = [m.name for m in list_shipped_models(weights)]
+    assert order == ["hyresr-real-x4", "hyresr-x4", "nexus-x4", "nexus-x2", "aaa-x4"]
+    assert default_model_name(weights) == "hyresr-real-x4"
+    assert default_model_name(weights, scale=2) == "nexus-x2"

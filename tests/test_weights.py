@@ -35,6 +35,10 @@ def test_shipped_model_opens_in_spandrel_and_has_a_card(path: Path):
     descriptor = spandrel.ModelLoader().load_from_file(str(path))
     meta = read_metadata(path)
     assert meta["name"] == path.stem and meta["description"]
+    # one plain line for model pickers: what it is for, how it looks, how fast
+    text = meta["description"]
+    assert "\n" not in text and len(text) <= 180, text
+    assert f"{descriptor.scale}x" in text and "_" not in text, "no variant names, say the factor"
     assert descriptor.architecture.id == meta["architecture"]
     assert descriptor.scale == int(meta["scale"]) == int(path.stem.rsplit("x", 1)[1])
     card = (REPO / "weights" / "README.md").read_text(encoding="utf-8")
