@@ -19,9 +19,15 @@ from nexus_upscaler.gui.desktop import Desktop  # noqa: E402
 from nexus_upscaler.gui.queue_model import Status  # noqa: E402
 from nexus_upscaler.gui.settings import AppSettings  # noqa: E402
 from PIL import Image  # noqa: E402
-from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl  # noqa: E402
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage  # noqa: E402
-from PySide6.QtWidgets import QApplication, QPushButton  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtGui import (  # noqa: E402
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QImage,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QApplication, QPushButton, QStyleOptionViewItem  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from spandrel.architectures.Compact import Compact  # noqa: E402
 
@@ -503,12 +509,8 @@ def test_the_model_picker_says_what_each_model_is_for(qtbot, tmp_path, monkeypat
     # the list draws the description under each name: a row is taller than one line of text
     view = combo.view()
     delegate = view.itemDelegate()
-    option = view.viewOptions() if hasattr(view, "viewOptions") else None
-    if option is None:
-        from PySide6.QtWidgets import QStyleOptionViewItem
-
-        option = QStyleOptionViewItem()
-        option.initFrom(view)
+    option = QStyleOptionViewItem()
+    option.initFrom(view)
     assert (
         delegate.sizeHint(option, view.model().index(0, 0)).height()
         > 2 * combo.fontMetrics().height()
@@ -752,6 +754,24 @@ def test_zoom_steps_and_keys(qtbot, window, tmp_path):
     qtbot.mouseClick(window.compare_panel.zoom_out_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(window.compare_panel.zoom_out_button, Qt.MouseButton.LeftButton)
     assert view.zoom == pytest.approx(2 / 3)
+
+    def wheel(delta: int):
+        centre = QPointF(view.rect().center())
+        event = QWheelEvent(
+            centre, view.mapToGlobal(centre), QPoint(), QPoint(0, delta),
+            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+            Qt.ScrollPhase.NoScrollPhase, False,
+        )  # fmt: skip
+        QApplication.sendEvent(view, event)
+
+    view.actual_size()
+    wheel(120)  # one notch: one step
+    assert view.zoom == 1.5
+    for _ in range(4):
+        wheel(30)  # a touchpad's small deltas add up to one notch
+    assert view.zoom == 2.0
+    wheel(-240)
+    assert view.zoom == 1.0
 
     # typing in a text field keeps its characters
     suffix = window.side_panel.suffix_edit
