@@ -200,6 +200,29 @@ def test_qt_calls_keep_none_alive(qtbot, window):
     assert sys.getrefcount(None) > before - 100
 
 
+def start_held(qtbot, window, tmp_path, model, count: int, hold_row: int) -> threading.Event:
+    """Start a batch of ``count`` 96x96 images in 32 px tiles (9 per image) and hold the worker
+    at the first tile of row ``hold_row`` until the returned event is set, so that what the
+    test does next lands mid-image however fast the machine is."""
+    inputs = [write_png(tmp_path / "in" / f"{n}.png", 96, 96, seed=n) for n in range(count)]
+    assert open_model(qtbot, window, model)
+    window.side_panel.tile_spin.setValue(32)
+    window.side_panel.overlap_spin.setValue(8)
+    drop(window, inputs)
+    held = window.controller.queue.item(hold_row).key
+    reached, release = threading.Event(), threading.Event()
+
+    def hold(key, done, total):
+        if key == held and not reached.is_set():
+            reached.set()
+            release.wait(10)
+
+    window.controller.start()
+    window.controller._worker.signals.item_progress.connect(hold, Qt.DirectConnection)
+    qtbot.waitUntil(reached.is_set, timeout=RUN_TIMEOUT_MS)
+    return release
+
+
 def test_dropping_files_and_folders_fills_the_queue(qtbot, window, tmp_path):
     a = write_png(tmp_path / "in" / "a.png", 20, 10)
     folder = tmp_path / "folder"
@@ -255,26 +278,7 @@ def test_run_writes_outputs_of_the_right_size_beside_the_inputs(
 def test_cancel_mid_batch_leaves_no_partial_file_and_cancels_the_rest(
     qtbot, window, tmp_path, tiny_model
 ):
-    inputs = [write_png(tmp_path / "in" / f"{n}.png", 96, 96, seed=n) for n in range(3)]
-    assert open_model(qtbot, window, tiny_model)
-    window.side_panel.advanced_toggle.setChecked(True)
-    window.side_panel.tile_spin.setValue(32)  # 9 tiles per image: cancel lands mid-image
-    window.side_panel.overlap_spin.setValue(8)
-    drop(window, inputs)
-
-    # Hold the worker at the second image's first tile until Cancel has been clicked, so the
-    # click lands mid-image however fast the machine is.
-    second = window.controller.queue.item(1).key
-    reached, clicked = threading.Event(), threading.Event()
-
-    def hold(key, done, total):
-        if key == second and not reached.is_set():
-            reached.set()
-            clicked.wait(10)
-
-    window.controller.start()
-    window.controller._worker.signals.item_progress.connect(hold, Qt.DirectConnection)
-    qtbot.waitUntil(reached.is_set, timeout=RUN_TIMEOUT_MS)
+    clicked = start_held(qtbot, window, tmp_path, tiny_model, count=3, hold_row=1)
     assert window.cancel_button.isEnabled()
     with qtbot.waitSignal(window.controller.batch_finished, timeout=RUN_TIMEOUT_MS) as blocker:
         qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
@@ -382,27 +386,11 @@ def test_settings_survive_closing_and_reopening(qtbot, tmp_path, tiny_model):
 
 def test_closing_the_window_cancels_and_waits_for_the_worker(qtbot, tmp_path, tiny_model):
     window = make_window(qtbot, tmp_path)
-    inputs = [write_png(tmp_path / "in" / f"{n}.png", 96, 96, seed=n) for n in range(2)]
-    assert open_model(qtbot, window, tiny_model)
-    window.side_panel.tile_spin.setValue(32)
-    window.side_panel.overlap_spin.setValue(8)
-    drop(window, inputs)
-    first = window.controller.queue.item(0).key
-    reached, cancelled = threading.Event(), threading.Event()
-
-    def hold(key, done, total):
-        if key == first and not reached.is_set():
-            reached.set()
-            cancelled.wait(10)  # released once the window has cancelled the batch
-
-    window.controller.message.connect(
-        lambda text: cancelled.set() if text.startswith("Cancelling") else None,
+    release = start_held(qtbot, window, tmp_path, tiny_model, count=2, hold_row=0)
+    window.controller.message.connect(  # released once the window has cancelled the batch
+        lambda text: release.set() if text.startswith("Cancelling") else None,
         Qt.DirectConnection,
     )
-    window.side_panel.advanced_toggle.setChecked(True)
-    window.controller.start()
-    window.controller._worker.signals.item_progress.connect(hold, Qt.DirectConnection)
-    qtbot.waitUntil(reached.is_set, timeout=RUN_TIMEOUT_MS)
 
     answered = answer_dialog(qtbot, "stopAndCloseButton")
     window.close()  # asks, then returns only when the worker has stopped
@@ -449,13 +437,17 @@ def corrupt_png(path: Path) -> Path:
     return path
 
 
-def test_failures_and_the_batch_summary_stay_until_dismissed(qtbot, window, tmp_path, tiny_model):
-    good = write_png(tmp_path / "in" / "a.png", 16, 16, seed=1)
-    broken = corrupt_png(tmp_path / "in" / "broken.png")
-    assert open_model(qtbot, window, tiny_model)
-    drop(window, [good, broken])
+def run_one_good_one_broken(qtbot, window, good: Path, broken: Path, model: Path) -> None:
+    """Upscale a good image and a corrupt one (flagged when added) in one batch."""
+    assert open_model(qtbot, window, model)
+    drop(window, [good, corrupt_png(broken)])
     wait_for_probe(qtbot, window)
     assert start_and_wait(qtbot, window) is False
+
+
+def test_failures_and_the_batch_summary_stay_until_dismissed(qtbot, window, tmp_path, tiny_model):
+    good = write_png(tmp_path / "in" / "a.png", 16, 16, seed=1)
+    run_one_good_one_broken(qtbot, window, good, tmp_path / "in" / "broken.png", tiny_model)
 
     summary = notices(window)[0]
     assert summary.startswith("Finished in ")
@@ -591,11 +583,7 @@ def test_show_in_folder_selects_the_file_on_each_platform(platform, program, arg
 
 def test_panels_show_the_current_state(qtbot, window, tmp_path, tiny_model):
     a = write_png(tmp_path / "in" / "a.png", 40, 30, seed=1)
-    broken = corrupt_png(tmp_path / "in" / "b.png")
-    assert open_model(qtbot, window, tiny_model)
-    drop(window, [a, broken])
-    wait_for_probe(qtbot, window)
-    assert start_and_wait(qtbot, window) is False
+    run_one_good_one_broken(qtbot, window, a, tmp_path / "in" / "b.png", tiny_model)
     queue = window.controller.queue
     qtbot.waitUntil(lambda: window.compare_view.is_comparing(), timeout=RUN_TIMEOUT_MS)
 
@@ -795,21 +783,7 @@ def test_show_advanced_options_is_remembered(qtbot, tmp_path):
 
 def test_closing_during_a_batch_asks_first(qtbot, tmp_path, tiny_model):
     window = make_window(qtbot, tmp_path)
-    inputs = [write_png(tmp_path / "in" / f"{n}.png", 96, 96, seed=n) for n in range(2)]
-    assert open_model(qtbot, window, tiny_model)
-    window.side_panel.tile_spin.setValue(32)
-    window.side_panel.overlap_spin.setValue(8)
-    drop(window, inputs)
-    reached, release = threading.Event(), threading.Event()
-
-    def hold(key, done, total):
-        if not reached.is_set():
-            reached.set()
-            release.wait(10)
-
-    window.controller.start()
-    window.controller._worker.signals.item_progress.connect(hold, Qt.DirectConnection)
-    qtbot.waitUntil(reached.is_set, timeout=RUN_TIMEOUT_MS)
+    release = start_held(qtbot, window, tmp_path, tiny_model, count=2, hold_row=0)
 
     answered = answer_dialog(qtbot, "keepRunningButton")
     assert not window.close()  # the user chose to keep upscaling
