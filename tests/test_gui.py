@@ -471,58 +471,57 @@ def test_failures_and_the_batch_summary_stay_until_dismissed(qtbot, window, tmp_
     assert notices(window) == []
 
 
-def test_the_model_picker_says_what_each_model_is_for(qtbot, tmp_path, monkeypatch):
-    """The picker lists the zoo's models in the zoo's order with the zoo's plain description,
-    marks the recommended one, and says under it what the loaded model is for."""
+def test_the_model_picker_says_what_each_model_is_for(qtbot, tmp_path):
+    """The picker lists the zoo's models in the zoo's order, recommended first, each with the
+    zoo's plain description, and says under it what the loaded model is for."""
     from nexus_upscaler.core.loading import load_model, save_model
     from nexus_upscaler.core.zoo import default_model_name, list_shipped_models
 
     weights = tmp_path / "weights"
-    for name, scale, text in (
-        ("nexus-x4", 4, "Photos, four times larger. Slower; the most natural detail."),
-        ("hyresr-x2", 2, "Twice as large, fast. Good for drawings and screenshots."),
-    ):
-        tmp = compact(tmp_path / f"{name}-raw.safetensors", scale)
-        save_model(load_model(tmp), weights / f"{name}.safetensors", description=text)
+    words = {
+        "nexus-x4": "Photos, four times larger. Slower; the most natural detail.",
+        "hyresr-x2": "Twice as large, fast. Good for drawings and screenshots.",
+        "my-own-x2": "",  # a file the user put there, with no description
+    }
+    for name, text in words.items():
+        scale = int(name[-1])
+        raw = compact(tmp_path / f"{name}-raw.safetensors", scale)
+        save_model(load_model(raw), weights / f"{name}.safetensors", description=text or None)
     zoo = list_shipped_models()
+    recommended = default_model_name()
+    assert recommended == zoo[0].name != "my-own-x2"  # the zoo puts its recommendation first
     window = make_window(qtbot, tmp_path)
     qtbot.waitUntil(lambda: window.controller.model_info is not None, timeout=RUN_TIMEOUT_MS)
 
     picker = window.side_panel.model_picker
     combo = picker.combo
-    listed = [combo.itemData(i) for i in range(len(zoo))]
-    assert listed == [m.name for m in zoo]  # the zoo's order: it lists the recommended first
+    assert [combo.itemData(i) for i in range(len(zoo))] == [m.name for m in zoo]
     for row, model in enumerate(zoo):
         assert combo.itemText(row) == model.name
-        assert combo.itemData(row, Qt.ItemDataRole.UserRole + 1) == model.description
-        assert combo.itemData(row, Qt.ItemDataRole.ToolTipRole) == model.description
-        recommended = combo.itemData(row, Qt.ItemDataRole.UserRole + 2)
-        assert bool(recommended) == (model.name == default_model_name())
+        assert combo.itemData(row, Qt.ItemDataRole.UserRole + 1) == words[model.name]
+        assert combo.itemData(row, Qt.ItemDataRole.UserRole + 2) == (row == 0)  # recommended
+        if words[model.name]:
+            assert combo.itemData(row, Qt.ItemDataRole.ToolTipRole) == words[model.name]
     # the list draws the description under each name: a row is taller than one line of text
     view = combo.view()
-    delegate = view.itemDelegate()
     option = QStyleOptionViewItem()
     option.initFrom(view)
-    assert (
-        delegate.sizeHint(option, view.model().index(0, 0)).height()
-        > 2 * combo.fontMetrics().height()
-    )
+    row_height = view.itemDelegate().sizeHint(option, view.model().index(0, 0)).height()
+    assert row_height > 2 * combo.fontMetrics().height()
 
     # the recommended model is loaded on first launch, and said in words under the picker
-    assert combo.currentData() == default_model_name()
-    assert (
-        picker.description.text() == "Photos, four times larger. Slower; the most natural detail."
-    )
-    assert picker.description.isVisible()
-    assert "4×" in picker.info.text()
+    assert combo.currentData() == recommended
+    assert picker.description.text() == words[recommended] and picker.description.isVisible()
+    assert f"{zoo[0].scale}×" in picker.info.text()
 
     # picking another model shows its words instead
-    row = combo.findData("hyresr-x2")
+    other = next(name for name in words if name not in (recommended, "my-own-x2"))
+    row = combo.findData(other)
     with qtbot.waitSignal(window.controller.model_changed, timeout=RUN_TIMEOUT_MS):
         combo.setCurrentIndex(row)
         combo.activated.emit(row)
-    assert picker.description.text() == "Twice as large, fast. Good for drawings and screenshots."
-    assert combo.currentData() == "hyresr-x2"
+    assert picker.description.text() == words[other]
+    assert combo.currentData() == other
 
 
 def test_a_finished_row_opens_its_result_and_folder(qtbot, tmp_path, tiny_model):
