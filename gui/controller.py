@@ -172,7 +172,7 @@ class Controller(QObject):
         cannot be read, a failed row and a notice naming it, before any batch runs."""
         new = self.queue.add_paths([Path(p) for p in paths])
         if new:
-            task = ProbeTask([(item.key, item.path) for item in new])
+            task = ProbeTask([(item.key, item.path) for item in new], self.max_pixels)
             task.signals.thumbnail.connect(self._on_thumbnail)
             task.signals.unreadable.connect(self._on_unreadable)
             task.signals.finished.connect(self._on_probed)
@@ -363,6 +363,11 @@ class Controller(QObject):
             tta=bool(settings.get("tta", False)),
         )
 
+    @property
+    def max_pixels(self) -> int | None:
+        """The largest input to open, in pixels (None: no limit), from Max pixels."""
+        return self.choices.max_megapixels * 1_000_000 or None
+
     def options(self) -> Any:
         """The engine's ``UpscaleOptions``: the chosen preset with the panel's values on top."""
         from ..core.errors import PresetError
@@ -479,7 +484,7 @@ class Controller(QObject):
             quality=self.choices.quality,
             overwrite=self.choices.overwrite == "overwrite",
             cancel=self._token,
-            max_pixels=self.choices.max_megapixels * 1_000_000 or None,
+            max_pixels=self.max_pixels,
         )
         signals = self._worker.signals
         signals.item_started.connect(self._on_started)

@@ -144,12 +144,17 @@ class ModelTask(QRunnable):
 
 
 def read_qimage(path: Path, scaled_to: QSize | None = None) -> QImage:
-    """Decode ``path`` (optionally scaled down to fit ``scaled_to``); null image on failure."""
+    """Decode ``path`` (optionally scaled down to fit ``scaled_to``); null image on failure.
+
+    Qt refuses images over 256 MB by default; the app's own limit is Max pixels, checked
+    before this, so Qt is allowed whatever the image needs."""
     reader = QImageReader(str(path))
     reader.setAutoTransform(True)
-    if scaled_to is not None:
-        size = reader.size()
-        if size.isValid():
+    size = reader.size()
+    if size.isValid():
+        needed_mb = size.width() * size.height() * 8 // 2**20 + 1
+        reader.setAllocationLimit(max(reader.allocationLimit(), needed_mb))
+        if scaled_to is not None:
             reader.setScaledSize(size.scaled(scaled_to, Qt.AspectRatioMode.KeepAspectRatio))
     return reader.read()
 
@@ -172,29 +177,47 @@ def qimage_from_array(array: np.ndarray) -> QImage:
     return QImage(array.data, width, height, width * channels, fmt).copy()
 
 
-def decode(path: Path, scaled_to: QSize | None = None) -> tuple[QImage, str]:
-    """``(image, "")``, or ``(null image, reason)`` when the file cannot be read.
+@dataclass(frozen=True)
+class Decoded:
+    image: QImage  # null when the file cannot be shown
+    size: QSize  # the image's own size (invalid when unknown)
+    reason: str = ""  # why it cannot be read
+
+
+def decode(
+    path: Path, scaled_to: QSize | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Decoded:
+    """The image (scaled down to fit ``scaled_to``), or the reason it cannot be read.
 
     Qt decodes first (fast, and it can scale while decoding); what Qt cannot read goes
-    through the core's reader, which reads more (16-bit, CMYK ...) and says why it failed.
+    through the core's reader, which reads more (16-bit, CMYK ...) and says why it failed. An
+    image over ``max_pixels`` is refused as the batch would refuse it, before decoding.
     """
-    image = read_qimage(path, scaled_to)
-    if not image.isNull():
-        return image, ""
+    from ..core.errors import ImageTooLargeError
     from ..core.imageio import read_image
 
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(True)
+    size = reader.size()
+    if size.isValid() and max_pixels and size.width() * size.height() > max_pixels:
+        too_large = ImageTooLargeError(path, size.width() * size.height(), max_pixels)
+        return Decoded(QImage(), size, too_large.reason)
+    image = read_qimage(path, scaled_to)
+    if not image.isNull():
+        return Decoded(image, size)
     try:
-        loaded = read_image(path)
+        loaded = read_image(path, max_pixels=max_pixels)
     except Exception as exc:  # noqa: BLE001 (any reason is the row's message)
-        return QImage(), error_reason(exc)
+        return Decoded(QImage(), size, error_reason(exc))
     image = qimage_from_array(loaded.array)
+    full = image.size()
     if scaled_to is not None:
         image = image.scaled(
             scaled_to,
             Qt.AspectRatioMode.KeepAspectRatio,
             Qt.TransformationMode.SmoothTransformation,
         )
-    return image, ""
+    return Decoded(image, full)
 
 
 class ProbeSignals(QObject):
@@ -209,25 +232,21 @@ class ProbeTask(QRunnable):
     A corrupt file is flagged when it is added, not only when the batch reaches it.
     """
 
-    def __init__(self, items: list[tuple[int, Path]]) -> None:
+    def __init__(self, items: list[tuple[int, Path]], max_pixels: int | None) -> None:
         super().__init__()
         self.signals = ProbeSignals()
         self._items = items
+        self._max_pixels = max_pixels
 
     def run(self) -> None:
         bad: list[tuple[int, str]] = []
         for key, path in self._items:
-            full = QImageReader(str(path))
-            full.setAutoTransform(True)
-            size = full.size()
-            image, reason = decode(path, THUMBNAIL_SIZE)
-            if image.isNull():
-                bad.append((key, reason))
-                self.signals.unreadable.emit(key, reason)
+            decoded = decode(path, THUMBNAIL_SIZE, self._max_pixels)
+            if decoded.image.isNull():
+                bad.append((key, decoded.reason))
+                self.signals.unreadable.emit(key, decoded.reason)
             else:
-                if not size.isValid():
-                    size = QSize()
-                self.signals.thumbnail.emit(key, image, size)
+                self.signals.thumbnail.emit(key, decoded.image, decoded.size)
         self.signals.finished.emit(bad)
 
 
@@ -244,6 +263,7 @@ class PreviewTask(QRunnable):
         self._key, self._before, self._after = key, before, after
 
     def run(self) -> None:
-        before, _ = decode(self._before)
-        after = decode(self._after)[0] if self._after is not None else QImage()
+        # No pixel limit here: the row's image was accepted (or refused) already.
+        before = decode(self._before, max_pixels=None).image
+        after = decode(self._after, max_pixels=None).image if self._after else QImage()
         self.signals.loaded.emit(self._key, before, after)

@@ -840,6 +840,9 @@ def test_max_pixels_refuses_a_larger_image_and_is_remembered(qtbot, tmp_path, ti
     assert panel.max_pixels_spin.value() == 200  # the core's default, in megapixels
     panel.max_pixels_spin.setValue(1)
     drop(window, [big, small])
+    wait_for_probe(qtbot, window)  # flagged when added, with the reason the batch would give
+    assert statuses(window) == [Status.FAILED, Status.WAITING]
+    assert "more than the limit of 1.0 megapixels" in notices(window)[0]
     assert start_and_wait(qtbot, window) is False
     assert statuses(window) == [Status.FAILED, Status.DONE]
     assert "more than the limit of 1.0 megapixels" in window.controller.queue.item(0).error
