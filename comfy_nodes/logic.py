@@ -15,8 +15,7 @@ ComfyUI's conventions, which these functions speak:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from os import PathLike
 from typing import Any
 
@@ -210,21 +209,6 @@ def alpha_to_mask(alpha: torch.Tensor) -> torch.Tensor:
 # --- upscaling ---------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def model_restored(descriptor: ImageModelDescriptor) -> Iterator[ImageModelDescriptor]:
-    """Put the model back on its device and dtype afterwards, whatever the engine did to it.
-
-    ComfyUI caches a loader's output and hands the same descriptor to every node wired to it:
-    a model left in fp16 on the GPU would break the built-in upscale node (fp32 input) and hold
-    VRAM that ComfyUI believes is free.
-    """
-    device, dtype = descriptor.device, descriptor.dtype
-    try:
-        yield descriptor
-    finally:
-        descriptor.to(device=device, dtype=dtype)
-
-
 def upscale_images(
     descriptor: ImageModelDescriptor,
     images: torch.Tensor,
@@ -255,8 +239,9 @@ def upscale_images(
     rgb = x[:, :3]
     x = rgb if alpha is None else torch.cat([rgb, alpha], dim=1)
 
-    with model_restored(descriptor):
-        out = engine.upscale_tensor(descriptor, x, options, progress=progress, cancel=cancel)
+    # the engine hands the model back bit-identical, on its device and dtype (ComfyUI caches a
+    # loader's output and gives the same descriptor to every node wired to it)
+    out = engine.upscale_tensor(descriptor, x, options, progress=progress, cancel=cancel)
     out = out.to(device="cpu", dtype=torch.float32).clamp(0.0, 1.0)
 
     image = out[:, :3].movedim(1, -1).contiguous()

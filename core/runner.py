@@ -42,6 +42,45 @@ def pick_dtype(
     return torch.float32
 
 
+# --- leaving the caller's model as it came ---------------------------------------------------
+
+
+class ModelState:
+    """Every parameter and buffer of a module as it is now, to put back exactly.
+
+    ``module.to(dtype)`` makes new tensors and leaves the old ones untouched, so keeping
+    references to the originals (no copy, no extra memory) and pointing the module back at them
+    afterwards restores it bit for bit, on its own device, in its own layout. Converting back
+    with ``.to()`` would not: bf16 keeps 8 bits of a float32 mantissa, so a kept-loaded model
+    (the app, ComfyUI) would drift after every half-precision run.
+    """
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self._params: list[tuple[torch.nn.Module, str, torch.nn.Parameter, Tensor, Tensor | None]]
+        self._params = []
+        self._buffers: list[tuple[torch.nn.Module, str, Tensor]] = []
+        self._training = [(m, m.training) for m in module.modules()]
+        for m in module.modules():
+            for name, p in m._parameters.items():
+                if p is not None:
+                    self._params.append((m, name, p, p.data, p.grad))
+            for name, b in m._buffers.items():
+                if b is not None:
+                    self._buffers.append((m, name, b))
+        self.state_dict: dict[str, Tensor] = module.state_dict()
+        """The original tensors by name (aliases, not copies)."""
+
+    def restore(self) -> None:
+        for m, name, p, data, grad in self._params:
+            m._parameters[name] = p
+            p.data = data
+            p.grad = grad
+        for m, name, b in self._buffers:
+            m._buffers[name] = b
+        for m, training in self._training:
+            m.training = training
+
+
 # --- the model call ----------------------------------------------------------------------------
 
 
@@ -76,48 +115,46 @@ class ModelRunner:
         self.channels_out = self.out_ch if self.direct else channels
         self.call_fn = getattr(model, "_call_fn", None) or (lambda m, x: m(x))
         self.module = model.model
+        self._state: ModelState | None = None
         self._fp32_module: torch.nn.Module | None = None
-        self._fp32_state: dict[str, Tensor] | None = None
-        self._restore: tuple[torch.device, torch.dtype] | None = None
         self.fp32_redos = 0
         # channels_last on every device: oneDNN runs convolutions ~30% faster in it on the CPU
         # too (Compact x4 on a 406x502 tile: 0.55 s against 0.77 s); a model whose forward
         # cannot take it (a .view over permuted strides) falls back on its first tile
         self.channels_last = True
 
-    # setup / teardown: the caller's descriptor gets its device and dtype back afterwards
+    # setup / teardown: the caller's model comes back exactly as it was (see ModelState)
     def __enter__(self) -> ModelRunner:
-        p = next(iter(self.module.parameters()), None)
-        if p is not None:
-            self._restore = (p.device, p.dtype)
-            if self.dtype != torch.float32 and p.dtype == torch.float32:
-                self._fp32_state = {
-                    k: v.detach().clone() for k, v in self.module.state_dict().items()
-                }
-        self.module.eval()
-        self.module.to(device=self.device, dtype=self.dtype)
-        if self.channels_last:
-            self.module.to(memory_format=torch.channels_last)
+        self._state = ModelState(self.module)
+        try:
+            self.module.eval()
+            self.module.to(device=self.device, dtype=self.dtype)
+            if self.channels_last:
+                self.module.to(memory_format=torch.channels_last)
+        except BaseException:
+            self._state.restore()
+            raise
         self.compiled = self.module
         if self.options.compile and self.device.type == "cuda":
             self.compiled = torch.compile(self.module)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._restore is not None:
-            device, dtype = self._restore
-            self.module.to(device=device, dtype=dtype)
-            if self.channels_last:
-                self.module.to(memory_format=torch.contiguous_format)
+        if self._state is not None:
+            self._state.restore()
+            self._state = None
         self._fp32_module = None
+        self.compiled = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
     def _fp32(self) -> torch.nn.Module:
+        """A float32 copy of the model on the device, from the caller's own weights (exact when
+        they are float32), for tiles whose half-precision output was not finite."""
         if self._fp32_module is None:
+            assert self._state is not None
             module = copy.deepcopy(self.module).to(dtype=torch.float32)
-            if self._fp32_state is not None:
-                module.load_state_dict(self._fp32_state)
+            module.load_state_dict(self._state.state_dict)
             self._fp32_module = module.to(self.device)
         return self._fp32_module
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from nexus_upscaler.core import engine
+from nexus_upscaler.core import engine, loading
+from nexus_upscaler.core.archs import hyresr_tiny, nexus_tiny
 from nexus_upscaler.core.errors import TileTooSmallError, UpscaleCancelled
 from PIL import Image
 from safetensors.torch import save_file
@@ -40,6 +41,33 @@ def _compact(tmp_path_factory, scale=4, cin=3, cout=3, feat=16, conv=4, seed=0):
 @pytest.fixture(scope="module")
 def compact4(tmp_path_factory):
     return _compact(tmp_path_factory)
+
+
+def _ours(tmp_path_factory, name: str, net: torch.nn.Module) -> ImageModelDescriptor:
+    """One of our architectures through save_model/load_model, as a shipped file is loaded."""
+    path = tmp_path_factory.mktemp("models") / f"{name}.safetensors"
+    loading.save_model(net, path)
+    return loading.load_model(path)
+
+
+@pytest.fixture(scope="module")
+def nexus_desc(tmp_path_factory):
+    """A tiny NEXUS x2 (window 8) with random weights."""
+    torch.manual_seed(1)
+    net = nexus_tiny(scale=2, embed_dim=16, depths=(1,), num_heads=2, window_size=8, num_feat=16)
+    return _ours(tmp_path_factory, "nexus", net)
+
+
+@pytest.fixture(scope="module")
+def hyresr_desc(tmp_path_factory):
+    """A tiny HyReSR x2 (window 4, so the U-Net pads to 16) with random, non-trivial weights."""
+    torch.manual_seed(2)
+    net = hyresr_tiny(scale=2, base=8, depths=(1, 1, 1), num_heads=(1, 1, 1))
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith(("beta", "gamma", "conv2.weight")) or "offset" in name:
+                p.normal_(0, 0.05)  # zero-initialised branches would hide most of the model
+    return _ours(tmp_path_factory, "hyresr", net)
 
 
 @pytest.fixture(scope="module")
@@ -305,6 +333,29 @@ def test_half_precision_tile_with_inf_is_redone_in_fp32(compact4, photo):
     # the caller's model is handed back as it came: fp32 on the CPU
     p = next(desc.model.parameters())
     assert p.dtype == torch.float32 and p.device.type == "cpu"
+
+
+def _bits(module: torch.nn.Module) -> dict[str, tuple]:
+    """Every parameter and buffer: its object, dtype, device, layout and exact bytes."""
+    out = {}
+    for name, t in [*module.named_parameters(), *module.named_buffers()]:
+        out[name] = (id(t), t.dtype, t.device, t.stride(), t.detach().cpu().numpy().tobytes())
+    return out
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+@pytest.mark.parametrize("which", ["compact4", "nexus_desc", "hyresr_desc"])
+def test_a_half_precision_run_leaves_the_model_bit_identical(request, photo, which, precision):
+    """The app and ComfyUI keep a model loaded: a bf16/fp16 run must not round its weights."""
+    desc = request.getfixturevalue(which)
+    image = photo[:20, :36]
+    before = _bits(desc.model)
+    fresh = engine.upscale_array(desc, image, engine.UpscaleOptions(precision="fp32"))
+    half = engine.UpscaleOptions(tile=16, overlap=4, precision=precision)
+    engine.upscale_array(desc, image, half)
+    assert _bits(desc.model) == before
+    again = engine.upscale_array(desc, image, engine.UpscaleOptions(precision="fp32"))
+    np.testing.assert_array_equal(again, fresh)
 
 
 def test_precision_choice(compact4):
