@@ -13,6 +13,7 @@ passes it through; ``core.loading`` adds the file name).
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "ARCHITECTURES",
     "HyReSRArch",
     "NEXUSArch",
+    "declare_window_grid",
     "register_with_spandrel",
     "variant_of",
 ]
@@ -110,6 +112,7 @@ def _descriptor(
     in_ch: int,
     out_ch: int,
     tiling: ModelTiling,
+    multiple_of: int,
 ) -> ImageModelDescriptor:
     return ImageModelDescriptor(
         model,
@@ -124,8 +127,10 @@ def _descriptor(
         scale=scale,
         input_channels=in_ch,
         output_channels=out_ch,
-        # Both models pad internally (to the window / U-Net multiple) and crop, so any size works.
-        size_requirements=SizeRequirements(),
+        # Any size works (both models pad internally and crop), but a model computes on a grid:
+        # declared, spandrel pads to it as the model would, and a tiler that starts tiles on
+        # it gives every tile the windows a whole-image pass would see.
+        size_requirements=SizeRequirements(multiple_of=multiple_of),
         tiling=tiling,
     )
 
@@ -288,6 +293,7 @@ class NEXUSArch(spandrel.Architecture[torch.nn.Module]):
             in_ch=cfg["in_chans"],
             out_ch=cfg["out_chans"],
             tiling=ModelTiling.SUPPORTED,  # window attention only: tiles see local context
+            multiple_of=model.window_size,
         )
 
 
@@ -492,6 +498,7 @@ class HyReSRArch(spandrel.Architecture[torch.nn.Module]):
             in_ch=cfg["in_ch"],
             out_ch=cfg["out_ch"],
             tiling=ModelTiling.DISCOURAGED if whole_image else ModelTiling.SUPPORTED,
+            multiple_of=model.pad_multiple,  # both downsamplings, then windows at 1/4
         )
 
 
@@ -568,6 +575,30 @@ def _int_buffer_values(model: torch.nn.Module) -> dict[str, int]:
         out["window_size_buf"] = model.window_size  # NEXUS keeps it at model level too
     keys = model.state_dict().keys()
     return {k: v for k, v in out.items() if k in keys}
+
+
+# --- spandrel's own window transformers -------------------------------------------------------
+
+# spandrel architectures whose forward reflect-pads the input to a multiple of the window
+# (``check_image_size`` in spandrel 0.4's SwinIR, Swin2SR and HAT) but whose descriptor does not
+# declare it. Declaring it changes nothing in their output (spandrel's padding is the same
+# reflect padding) and lets a tiler start tiles on the window grid.
+_WINDOW_PADDED = ("SwinIR", "Swin2SR", "HAT")
+
+
+def declare_window_grid(descriptor: spandrel.ModelDescriptor) -> spandrel.ModelDescriptor:
+    """Add the window grid to the size requirements of a spandrel window transformer that pads
+    to its window internally without saying so (see ``_WINDOW_PADDED``). Returns ``descriptor``;
+    other models are left as they are."""
+    if descriptor.architecture.id not in _WINDOW_PADDED:
+        return descriptor
+    window = getattr(descriptor.model, "window_size", None)
+    req = descriptor.size_requirements
+    if isinstance(window, int) and window > 1 and req.multiple_of % window:
+        descriptor.size_requirements = SizeRequirements(
+            minimum=req.minimum, multiple_of=math.lcm(req.multiple_of, window), square=req.square
+        )
+    return descriptor
 
 
 # --- registration ------------------------------------------------------------------------------

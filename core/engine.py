@@ -52,13 +52,10 @@ MEMORY_BUDGET_FRACTION = 0.5
 
 
 def tile_alignment(model: ImageModelDescriptor) -> int:
-    """Tile starts are multiples of this: the model's ``multiple_of`` and, for window
-    transformers, its window size, so tiles see the same windows as a whole-image pass."""
-    align = model.size_requirements.multiple_of
-    window = getattr(model.model, "window_size", None)
-    if isinstance(window, int) and window > 0:
-        align = math.lcm(align, window)
-    return align
+    """Tile starts are multiples of this: the ``multiple_of`` the model's descriptor declares
+    (a window transformer declares its window grid), so tiles see the same windows as a
+    whole-image pass. The engine knows no architecture; the detectors declare it."""
+    return model.size_requirements.multiple_of
 
 
 def _tile_floor(model: ImageModelDescriptor, align: int) -> int:

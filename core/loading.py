@@ -408,9 +408,9 @@ def descriptor_from_state_dict(
     name the architecture that recognised the file. Without ``registry``, our architectures are
     registered with spandrel's main registry first.
     """
-    if registry is None:
-        from .detection import register_with_spandrel
+    from .detection import declare_window_grid, register_with_spandrel
 
+    if registry is None:
         register_with_spandrel()
         registry = spandrel.MAIN_REGISTRY
     sd = spandrel.canonicalize_state_dict(dict(state_dict))
@@ -437,7 +437,7 @@ def descriptor_from_state_dict(
             f"is a {arch_id} {descriptor.purpose} model, which needs a mask; "
             "only image-to-image models are supported",
         )
-    return descriptor
+    return declare_window_grid(descriptor)
 
 
 # --- saving --------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import os
 import random
 import warnings
@@ -321,6 +322,8 @@ def test_random_nexus_configuration_round_trips(tmp_path, seed):
         kw["out_chans"],
     )
     assert _read_nexus(NEXUSArch().config(load_file(path))) == _expected_nexus(kw)
+    # the window grid is declared, so tilers (and spandrel's padding) follow it
+    assert descriptor.size_requirements.multiple_of == kw["window_size"]
     _assert_same_outputs(model, descriptor.model, kw["in_chans"], size=(7, 9))
 
 
@@ -345,6 +348,8 @@ def test_random_hyresr_configuration_round_trips(tmp_path, seed):
     assert _read_hyresr(HyReSRArch().config(load_file(path)), kw) == _expected_hyresr(kw, deploy)
     whole_image = kw["global_mix"] or kw["fourier"]
     assert (descriptor.tiling == spandrel.ModelTiling.DISCOURAGED) == whole_image
+    # two downsamplings, then windows at 1/4 resolution (and an even frequency split)
+    assert descriptor.size_requirements.multiple_of == 4 * math.lcm(kw["win"], 2)
     _assert_same_outputs(model, descriptor.model, kw["in_ch"], size=(5, 6))
 
 
@@ -400,9 +405,11 @@ def test_loads_the_way_comfyui_does(tmp_path, suffix):
     descriptor = spandrel.ModelLoader().load_from_state_dict(sd).eval()
     assert isinstance(descriptor, spandrel.ImageModelDescriptor)
     assert descriptor.architecture.id == "NEXUS"
-    x = torch.rand(1, 3, 9, 10)
+    x = torch.rand(1, 3, 8, 12)  # on the declared window grid: spandrel adds no padding
     with torch.no_grad():
         assert torch.equal(descriptor(x), model.eval()(x).clamp(0, 1))
+        # off the grid spandrel reflect-pads to it, as the engine does, and crops
+        assert descriptor(x[..., :7, :9]).shape == (1, 3, 14, 18)
 
 
 def test_registering_is_idempotent_and_defers_to_another_copy():
