@@ -383,10 +383,29 @@ def test_overlap_windows_match_unfold() -> None:
         assert torch.equal(H.overlap_windows(x, win, pad), ref)
 
 
-def test_real_dft_export_path_matches_torch_fft() -> None:
-    x = torch.randn(2, 3, 8, 12)
+@pytest.mark.parametrize(("height", "width"), [(8, 12), (5, 7), (3, 1), (4, 2), (6, 9)])
+def test_real_dft_export_path_matches_torch_fft(height: int, width: int) -> None:
+    """Odd widths have no Nyquist bin: the last bin counts twice in the inverse."""
+    x = torch.randn(2, 3, height, width)
     f = torch.fft.rfft2(x, norm="ortho")
     re_, im_ = fourier.rfft2_real(x)
     torch.testing.assert_close(re_, f.real, atol=1e-5, rtol=0)
     torch.testing.assert_close(im_, f.imag, atol=1e-5, rtol=0)
-    torch.testing.assert_close(fourier.irfft2_real(f.real, f.imag, 12), x, atol=1e-5, rtol=0)
+    y = fourier.irfft2_real(f.real, f.imag, width)
+    torch.testing.assert_close(y, x, atol=1e-5, rtol=0)
+
+
+def test_fourier_model_export_path_equals_eager_at_odd_widths(monkeypatch) -> None:
+    """win=6 pads to multiples of 24, so the bottleneck's low stream is 3 px wide."""
+    torch.manual_seed(0)
+    model = H.hyresr_tiny(win=6, fourier=True, base=8, depths=(1, 1, 1), num_heads=(1, 1, 1))
+    for m in model.modules():
+        if isinstance(m, fourier.FourierUnit):
+            torch.nn.init.normal_(m.conv2.weight, std=0.1)  # zero-initialised: would hide it
+    model.eval()
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        eager = model(x)
+        monkeypatch.setattr(fourier, "is_tracing", lambda: True)
+        exported = model(x)
+    torch.testing.assert_close(exported, eager, atol=1e-5, rtol=0)

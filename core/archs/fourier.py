@@ -43,17 +43,17 @@ def rfft2_real(x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def irfft2_real(re: Tensor, im: Tensor, width: int) -> Tensor:
-    """Inverse of :func:`rfft2_real` for an even ``width``: 2 x (B, C, H, K) -> (B, C, H, W)."""
+    """Inverse of :func:`rfft2_real`: 2 x (B, C, H, W//2+1) -> (B, C, H, W), any ``width``."""
     n = re.shape[-2]
     ch, sh, cw, sw = _dft_mats(n, width, re)
     scale = (n * width) ** -0.5
     br = ch @ re - sh @ im  # inverse along H: e^{+i t}
     bi = ch @ im + sh @ re
-    k = re.shape[-1]
-    # Hermitian weights: DC and Nyquist once, the others twice (width is even here).
-    weight = torch.full((k,), 2.0, device=re.device, dtype=re.dtype)
-    weight[0] = 1.0
-    weight[-1] = 1.0
+    # Hermitian weights: the DC bin once, the Nyquist bin once (only an even width has one: bin
+    # k with 2k == width), every other bin twice for its mirror image. A comparison rather than
+    # a branch on the width, so the width can stay symbolic in an exported graph.
+    k = torch.arange(re.shape[-1], device=re.device)
+    weight = torch.where((k == 0) | (2 * k == width), 1.0, 2.0).to(re.dtype)
     out = (br * weight) @ cw.transpose(0, 1) - (bi * weight) @ sw.transpose(0, 1)
     return out * scale
 
@@ -63,7 +63,7 @@ class FourierUnit(nn.Module):
 
     rfft2 -> [real, imag] stacked on channels -> 1x1 conv, GELU, 1x1 conv -> irfft2. Runs in
     fp32. During ONNX export a real-valued DFT (matmuls) replaces torch.fft.
-    x: (B, C, H, W), W even -> (B, C, H, W) (a residual update; the caller adds it).
+    x: (B, C, H, W) -> (B, C, H, W) (a residual update; the caller adds it).
     """
 
     def __init__(self, dim: int) -> None:
