@@ -101,10 +101,30 @@ class _Job:
         self.overlap = options.overlap
         self.align = align
         self.floor = floor
-        self.total = total
-        self.done = 0
+        self.per_tile = runner.passes_per_tile
+        self.total = total * self.per_tile
+        self.done = 0  # progress units of finished tiles
+        self.shown = 0  # the last figure reported, which passes move within a tile
+        self.cap = 0
+        self.step = 1
         self.progress = progress
         self.cancel = cancel
+        runner.on_pass = self._on_pass
+
+    def _on_pass(self) -> None:
+        """A forward pass of the current tiles is done: move progress, short of their end."""
+        moved = min(self.shown + self.step, self.cap)
+        if moved > self.shown:
+            self.shown = moved
+            if self.progress is not None:
+                self.progress(self.shown, self.total)
+
+    def _tile_done(self) -> None:
+        self.done += self.per_tile
+        if self.done > self.shown:
+            self.shown = self.done
+            if self.progress is not None:
+                self.progress(self.shown, self.total)
 
     def _shrink(self) -> None:
         """After an out-of-memory error: one tile per pass first, then half the tile."""
@@ -132,12 +152,14 @@ class _Job:
             group = self._group(grid, order, i)
             windows = [image[y0:y1, x0:x1] for y0, y1, x0, x1 in (grid.tile(*rc) for rc in group)]
             sizes = [self._out_size(grid, rc) for rc in group]
+            if top:
+                # each pass runs the whole group; the group ends at done + its units
+                self.step = len(group)
+                self.cap = self.done + len(group) * self.per_tile - 1
             for (r, c), y in zip(group, self._outputs(windows, sizes, scale)):
                 assembler.add(r, c, y)
                 if top:
-                    self.done += 1
-                    if self.progress is not None:
-                        self.progress(self.done, self.total)
+                    self._tile_done()
             i += len(group)
 
     @staticmethod
@@ -302,7 +324,7 @@ def _upscale(
     images = [image] if image.ndim == 3 else list(image)
     h, w, channels = images[0].shape
     scales = _passes(model.scale, options.target_scale)
-    with torch.inference_mode(), ModelRunner(model, options, channels) as runner:
+    with torch.inference_mode(), ModelRunner(model, options, channels, cancel) as runner:
         align = tile_alignment(model)
         floor = _tile_floor(model, align)
         sizes = [(h, w)]

@@ -12,6 +12,7 @@ tile size. Where tiles go is ``core.engine``'s business.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from spandrel import ImageModelDescriptor
 from torch import Tensor
 
 from .color import LUMA_WEIGHTS
-from .options import Precision, UpscaleOptions
+from .options import CancelToken, Precision, UpscaleOptions
 
 
 def pick_dtype(
@@ -91,8 +92,17 @@ class ModelRunner:
     tensors (N, C_out_img, oh, ow).
     """
 
-    def __init__(self, model: ImageModelDescriptor, options: UpscaleOptions, channels: int) -> None:
+    def __init__(
+        self,
+        model: ImageModelDescriptor,
+        options: UpscaleOptions,
+        channels: int,
+        cancel: CancelToken | None = None,
+    ) -> None:
         self.desc = model
+        self.cancel = cancel
+        self.on_pass: Callable[[], None] | None = None
+        """Called after every forward pass (the tile loop turns it into progress)."""
         self.options = options
         self.device = torch.device(options.device)
         self.dtype = pick_dtype(model, options.precision, self.device)
@@ -153,33 +163,52 @@ class ModelRunner:
         they are float32), for tiles whose half-precision output was not finite."""
         if self._fp32_module is None:
             assert self._state is not None
-            module = copy.deepcopy(self.module).to(dtype=torch.float32)
-            module.load_state_dict(self._state.state_dict)
-            self._fp32_module = module.to(self.device)
+            module = copy.deepcopy(self.module)
+            module.load_state_dict(self._state.state_dict, assign=True)
+            module.to(device=self.device, dtype=torch.float32)
+            if self.channels_last:
+                module.to(memory_format=torch.channels_last)
+            self._fp32_module = module
         return self._fp32_module
+
+    @property
+    def passes_per_tile(self) -> int:
+        """Forward passes one tile takes: 8 with TTA, times 2 when alpha goes through the model."""
+        alpha_pass = self.alpha and self.options.alpha_mode == "model"
+        return (8 if self.options.tta else 1) * (2 if alpha_pass else 1)
 
     def _model(self, x: Tensor) -> Tensor:
         """x: (N, in_ch, h, w) float32 on the CPU -> (N, out_ch, h*s, w*s) float32 on the CPU."""
-        n, _, h, w = x.shape
+        y = self._infer(x.to(self.device, non_blocking=True))
+        return y.float().clamp_(0, 1).cpu()
+
+    def _infer(self, x: Tensor) -> Tensor:
+        """x: (N, in_ch, h, w) float32 on the device -> (N, out_ch, h*s, w*s) on the device."""
+        h, w = x.shape[2:]
+        x = self._pad(x)
+        y = self._forward(self.compiled, x.to(self.dtype))
+        if self.dtype != torch.float32 and not bool(torch.isfinite(y).all()):
+            # fp16 overflow (or bf16 trouble) in this tile: do it again in full precision, with
+            # the same self-ensemble
+            self.fp32_redos += 1
+            y = self._forward(self._fp32(), x.float())
+        return y[..., : h * self.scale, : w * self.scale]
+
+    def _pad(self, x: Tensor) -> Tensor:
+        """Pad (N, C, h, w) on the bottom and right to the model's size requirements: reflect
+        where the tile is large enough, then replicate (as spandrel does)."""
+        h, w = x.shape[2:]
         pad_w, pad_h = self.desc.size_requirements.get_padding(w, h)
-        x = x.to(self.device, non_blocking=True)
         if pad_w or pad_h:
-            # reflect where the tile is large enough, then replicate (as spandrel does)
             rw, rh = min(pad_w, w - 1), min(pad_h, h - 1)
             x = F.pad(x, (0, rw, 0, rh), mode="reflect")
             x = F.pad(x, (0, pad_w - rw, 0, pad_h - rh), mode="replicate")
-        y = self._forward(x.to(self.dtype))
-        if self.dtype != torch.float32 and not bool(torch.isfinite(y).all()):
-            # fp16 overflow (or bf16 trouble) in this tile: do it again in full precision
-            self.fp32_redos += 1
-            y = self.call_fn(self._fp32(), x.float())
-        y = y[..., : h * self.scale, : w * self.scale]
-        return y.float().clamp_(0, 1).cpu()
+        return x
 
-    def _forward(self, x: Tensor) -> Tensor:
+    def _forward(self, module: torch.nn.Module, x: Tensor) -> Tensor:
         if self.channels_last:
             try:
-                return self._forward_layout(x.contiguous(memory_format=torch.channels_last))
+                return self._forward_layout(module, x.contiguous(memory_format=torch.channels_last))
             except torch.OutOfMemoryError:
                 raise
             except RuntimeError:
@@ -187,22 +216,33 @@ class ModelRunner:
                 # raises again below)
                 self.channels_last = False
                 self.module.to(memory_format=torch.contiguous_format)
-        return self._forward_layout(x.contiguous())
+                module.to(memory_format=torch.contiguous_format)
+        return self._forward_layout(module, x.contiguous())
 
-    def _forward_layout(self, x: Tensor) -> Tensor:
+    def _forward_layout(self, module: torch.nn.Module, x: Tensor) -> Tensor:
         if not self.options.tta:
-            return self.call_fn(self.compiled, x)
+            return self._pass(module, x)
         total = None
         for k in range(4):
             for flip in (False, True):
                 t = torch.rot90(x, k, (2, 3))
                 t = t.flip(3) if flip else t
-                y = self.call_fn(self.compiled, t).float()
+                y = self._pass(module, t).float()
                 y = y.flip(3) if flip else y
                 y = torch.rot90(y, -k, (2, 3))
                 total = y if total is None else total.add_(y)
         assert total is not None
         return total.div_(8)
+
+    def _pass(self, module: torch.nn.Module, x: Tensor) -> Tensor:
+        """One forward pass: cancel is checked before it (a tile is up to 16 passes with TTA and
+        alpha, minutes on a CPU) and ``on_pass`` is told after it."""
+        if self.cancel is not None:
+            self.cancel.check()
+        y = self.call_fn(module, x)
+        if self.on_pass is not None:
+            self.on_pass()
+        return y
 
     def _gray(self, x: Tensor) -> Tensor:
         """A gray batch (N, 1, h, w) through the model -> (N, 1, H, W)."""
@@ -258,6 +298,13 @@ class ModelRunner:
         such as attention scores alive at the same time), plus the float output twice (model
         output and the resized/blended copy)."""
         x = torch.rand(1, self.channels, probe, probe)
+        on_pass, self.on_pass = self.on_pass, None
+        try:
+            return self._measure_cost(x, probe)
+        finally:
+            self.on_pass = on_pass
+
+    def _measure_cost(self, x: Tensor, probe: int) -> float:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)

@@ -11,6 +11,7 @@ import torch
 from nexus_upscaler.core import engine, loading
 from nexus_upscaler.core.archs import hyresr_tiny, nexus_tiny
 from nexus_upscaler.core.errors import TileTooSmallError, UpscaleCancelled
+from nexus_upscaler.core.tiling import plan_grid
 from PIL import Image
 from safetensors.torch import save_file
 from spandrel import ImageModelDescriptor, ModelLoader
@@ -379,6 +380,14 @@ def test_a_half_precision_run_leaves_the_model_bit_identical(request, photo, whi
     np.testing.assert_array_equal(again, fresh)
 
 
+def test_a_tile_redone_in_fp32_keeps_the_self_ensemble(compact4, photo):
+    image = photo[:24, :32]
+    desc = _wrapped(compact4, _HalfOverflow(compact4.model))
+    fp32 = engine.upscale_array(desc, image, engine.UpscaleOptions(precision="fp32", tta=True))
+    fp16 = engine.upscale_array(desc, image, engine.UpscaleOptions(precision="fp16", tta=True))
+    np.testing.assert_array_equal(fp16, fp32)
+
+
 def test_precision_choice(compact4):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert engine.pick_dtype(compact4, "auto", cpu) == torch.float32
@@ -436,6 +445,48 @@ def test_cancel_before_a_tile_raises(compact4, photo):
     with pytest.raises(UpscaleCancelled):
         engine.upscale_array(compact4, photo, engine.UpscaleOptions(tile=48), progress, token)
     assert seen == [1, 2] and token.cancelled
+
+
+class _Counting(torch.nn.Module):
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.inner(x)
+
+
+def test_progress_moves_and_cancel_acts_between_passes(compact4, photo):
+    """With TTA and alpha through the model a tile is 16 forward passes: progress counts each,
+    and a cancel takes effect before the next pass, not after the tile."""
+    rgba = np.concatenate([photo[:32, :40], np.full((32, 40, 1), 200, np.uint8)], 2)
+    counting = _Counting(compact4.model)
+    desc = _wrapped(compact4, counting)
+    opts = engine.UpscaleOptions(tile=64, tta=True, alpha_mode="model")
+    seen = []
+    engine.upscale_array(desc, rgba, opts, progress=lambda d, n: seen.append((d, n)))
+    assert seen == [(k, 16) for k in range(1, 17)] and counting.calls == 16
+
+    token = engine.CancelToken()
+    counting.calls = 0
+
+    def cancel_at_three(done: int, total: int) -> None:
+        if done == 3:
+            token.cancel()
+
+    with pytest.raises(UpscaleCancelled):
+        engine.upscale_array(desc, rgba, opts, progress=cancel_at_three, cancel=token)
+    assert counting.calls == 3
+
+
+def test_progress_with_batched_tiles_is_monotonic_and_complete(compact4, photo):
+    seen = []
+    opts = engine.UpscaleOptions(tile=48, overlap=16, batch=3, tta=True)
+    engine.upscale_array(compact4, photo[:60, :150], opts, progress=lambda d, n: seen.append(d))
+    total = 8 * plan_grid(60, 150, 48, 16, 4).count
+    assert seen == sorted(set(seen)) and seen[-1] == total and len(seen) > total // 8
 
 
 def test_upscale_tensor_batch(compact4, photo):
