@@ -520,7 +520,10 @@ class DySampleHead(nn.Module):
         feat = self.act(self.conv_before(x))
         img = self.to_img(feat)
         off = F.pixel_shuffle(self.offset(feat) * 0.25, self.scale)  # (B, 2, sH, sW), pixels
-        norm = torch.stack((2.0 / w * torch.ones((), device=x.device), 2.0 / h * torch.ones(())))
+        # (x, y) pixels -> normalised units; both on the input's device (torch.stack does not
+        # move a CPU tensor), built from ones so that w and h stay symbolic in an export
+        one = torch.ones((), device=x.device)
+        norm = torch.stack((2.0 / w * one, 2.0 / h * one))
         off = off.permute(0, 2, 3, 1) * norm.to(off.dtype)
         grid = self._grid(h, w, x.device, off.dtype) + off
         out = F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
