@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from spandrel import ImageModelDescriptor
 from torch import Tensor
 
+from .archs.reparam import inference_form
 from .color import LUMA_WEIGHTS
 from .options import CancelToken, Precision, UpscaleOptions
 
@@ -124,7 +125,9 @@ class ModelRunner:
             )
         self.channels_out = self.out_ch if self.direct else channels
         self.call_fn = getattr(model, "_call_fn", None) or (lambda m, x: m(x))
-        self.module = model.model
+        # HyReSR and any other model with re-parameterizable blocks runs fused (a copy made
+        # once per model); the caller's module is then not touched at all
+        self.module = inference_form(model.model)
         self._state: ModelState | None = None
         self._fp32_module: torch.nn.Module | None = None
         self.fp32_redos = 0

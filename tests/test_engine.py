@@ -151,6 +151,35 @@ def test_nexus_tiles_follow_its_windows(nexus_desc, photo):
     assert psnr(out, whole(nexus_desc, image)) > 60
 
 
+def test_hyresr_runs_its_fused_deploy_form_made_once_per_model(hyresr_desc, photo):
+    """Inference runs the deploy form (one conv per re-parameterizable block), fused on a copy
+    once per loaded model; the caller's training-form model is left as it is."""
+    from nexus_upscaler.core.archs.reparam import inference_form
+
+    image = photo[:24, :40]
+    trained = []
+    # the 3x3 branch of the stem exists in the training form only (a deep copy keeps hooks)
+    hook = hyresr_desc.model.stem.conv3x3.register_forward_hook(lambda *a: trained.append(1))
+    try:
+        out = engine.upscale_array(hyresr_desc, image, engine.UpscaleOptions(tile=4096))
+    finally:
+        hook.remove()
+    assert trained == []  # the training form never ran
+    fused = inference_form(hyresr_desc.model)
+    assert inference_form(hyresr_desc.model) is fused  # made once
+    assert any(k.endswith("conv_fused.weight") for k in fused.state_dict())
+    assert not any(k.endswith("conv_fused.weight") for k in hyresr_desc.model.state_dict())
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    with torch.inference_mode():
+        assert (fused(x) - hyresr_desc.model(x)).abs().max() < 1e-4
+        ref = hyresr_desc(x)[0].permute(1, 2, 0).numpy()  # training form, padded as declared
+    assert np.abs(out.astype(np.float64) - np.rint(ref * 255)).max() <= 1
+    # new weights (a training step, a load) make a new fused copy
+    with torch.no_grad():
+        hyresr_desc.model.stem.conv3x3.bias.add_(0.0)
+    assert inference_form(hyresr_desc.model) is not fused
+
+
 # --- any model: scales and channels ------------------------------------------------------------
 
 

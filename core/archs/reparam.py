@@ -2,12 +2,17 @@
 
 Each block trains with several branches and has an idempotent ``reparameterize()`` that folds
 them into one conv under new key names (``conv_fused``), so a fused checkpoint is never mistaken
-for an unfused one. ``reparameterize_model`` converts a whole model, on a copy by default.
+for an unfused one. ``reparameterize_model`` converts a whole model, on a copy by default;
+``inference_form`` is what inference runs: that copy, made once per model and kept while the
+model's weights stay the same.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
+import weakref
+from itertools import chain
 
 import torch
 from torch import Tensor, nn
@@ -120,3 +125,47 @@ def reparameterize_model(model: nn.Module, inplace: bool = False) -> nn.Module:
         if isinstance(module, (RepConv, PLKConv)):
             module.reparameterize()
     return target
+
+
+_DEPLOY_COPIES: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = (
+    weakref.WeakKeyDictionary()
+)
+_DEPLOY_LOCK = threading.Lock()
+
+
+def _weights_key(model: nn.Module) -> tuple:
+    """Changes whenever a weight of ``model`` is replaced, moved, cast or written in place."""
+    key = []
+    for t in chain(model.parameters(), model.buffers()):
+        try:
+            version = t._version
+        except RuntimeError:  # an inference tensor (made under inference_mode) has no counter
+            version = -1
+        key.append((t.data_ptr(), version, t.dtype, t.device))
+    return tuple(key)
+
+
+def inference_form(model: nn.Module) -> nn.Module:
+    """The module inference should run: ``model`` itself, unless it has re-parameterizable
+    blocks still in their training form; then its deploy form, fused on a copy (in float32,
+    then cast back) once, and kept for as long as ``model`` lives and its weights stay the same.
+
+    The caller's model is never changed (it stays loadable, trainable and savable as it is).
+    """
+    if not any(isinstance(m, (RepConv, PLKConv)) and not m.deployed for m in model.modules()):
+        return model
+    key = _weights_key(model)
+    with _DEPLOY_LOCK:
+        cached = _DEPLOY_COPIES.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    first = next((p for p in model.parameters() if p.is_floating_point()), None)
+    dtype = first.dtype if first is not None else torch.float32
+    fused = copy.deepcopy(model)
+    if dtype != torch.float32:
+        fused.float()
+    reparameterize_model(fused, inplace=True).to(dtype)
+    fused.train(model.training)
+    with _DEPLOY_LOCK:
+        _DEPLOY_COPIES[model] = (key, fused)
+    return fused
