@@ -19,7 +19,7 @@ from fractions import Fraction
 
 import numpy as np
 import torch
-from spandrel import ImageModelDescriptor
+from spandrel import ImageModelDescriptor, ModelTiling
 from torch import Tensor
 
 from .errors import TileTooSmallError
@@ -249,7 +249,8 @@ def choose_tile(
     Automatic: ``MEMORY_BUDGET_FRACTION`` of the free memory (CUDA free memory, or MemAvailable
     on the CPU, less the output buffer) divided by the measured cost per input pixel (see
     ``ModelRunner.measure_cost``) and the batch, square-rooted, aligned, and clamped between the
-    floor and 256 (CPU) or 2048 (CUDA) and the image size.
+    floor and 256 (CPU) or 2048 (CUDA) and the image size. A model whose descriptor discourages
+    tiling (or tiles internally) gets the whole image when it fits in that memory.
     """
     with torch.inference_mode(), ModelRunner(model, options, channels) as runner:
         return _choose_tile(runner, model, options, height, width, out_bytes=0)
@@ -262,6 +263,7 @@ def _choose_tile(
     height: int,
     width: int,
     out_bytes: int,
+    notes: list[str] | None = None,
 ) -> int:
     align = tile_alignment(model)
     floor = _tile_floor(model, align)
@@ -275,10 +277,27 @@ def _choose_tile(
     budget = _available_memory(runner.device) * MEMORY_BUDGET_FRACTION
     if runner.device.type == "cpu":
         budget -= out_bytes
+    whole = -(-max(height, width) // align) * align
+    if model.tiling is not ModelTiling.SUPPORTED:
+        # the model wants the whole image (global attention, an FFT, its own tiling): give it
+        # that when the memory allows, and say so when it does not
+        need = cost * options.batch * height * width
+        if need <= budget:
+            return max(floor, whole)
+        if notes is not None:
+            notes.append(
+                f"{model.architecture.name} works best on the whole image (its tiling is "
+                f"{model.tiling.name.lower()}), which needs about {_gib(need)} of memory where "
+                f"{_gib(max(budget, 0))} can be used: tiled instead, and seams may show"
+            )
     tile = int(math.sqrt(max(budget, 0) / (cost * options.batch)))
     cap = MAX_AUTO_TILE_CUDA if runner.device.type == "cuda" else MAX_AUTO_TILE_CPU
-    tile = min(tile, cap, -(-max(height, width) // align) * align)
+    tile = min(tile, cap, whole)
     return max(floor, tile // align * align)
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
 
 
 # --- public entry points -----------------------------------------------------------------------
@@ -290,6 +309,7 @@ def upscale_array(
     options: UpscaleOptions,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    notes: list[str] | None = None,
 ) -> np.ndarray:
     """Upscale one image array.
 
@@ -298,6 +318,9 @@ def upscale_array(
     ``options.target_scale`` or the model's. C' = C unless the model takes the image's channels
     as they are (then C' is the model's output channels). The output is written directly in its
     final dtype; float memory is limited to a few tiles and one band row.
+
+    ``notes`` (a list) receives one line for each thing a user should know about this run: a
+    model that wants the whole image tiled for lack of memory, tiles redone in fp32.
     """
     squeeze = image.ndim == 2
     if squeeze:
@@ -306,7 +329,7 @@ def upscale_array(
         raise ValueError(f"image must be (H, W) or (H, W, C) with C in 1..4, got {image.shape}")
     if not (image.dtype in (np.uint8, np.uint16) or np.issubdtype(image.dtype, np.floating)):
         raise ValueError(f"image dtype must be uint8, uint16 or float, got {image.dtype}")
-    out = _upscale(model, image, options, progress, cancel, out_dtype=image.dtype)
+    out = _upscale(model, image, options, progress, cancel, notes, out_dtype=image.dtype)
     return out[:, :, 0] if squeeze else out
 
 
@@ -316,6 +339,7 @@ def _upscale(
     options: UpscaleOptions,
     progress: ProgressFn | None,
     cancel: CancelToken | None,
+    notes: list[str] | None,
     out_dtype: np.dtype,
     out_buffers: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
@@ -331,7 +355,7 @@ def _upscale(
         for s in scales:
             sizes.append((round(sizes[-1][0] * s), round(sizes[-1][1] * s)))
         out_bytes = sizes[-1][0] * sizes[-1][1] * runner.channels_out * np.dtype(out_dtype).itemsize
-        tile = _choose_tile(runner, model, options, h, w, out_bytes)
+        tile = _choose_tile(runner, model, options, h, w, out_bytes, notes)
         aligns = [math.lcm(align, _scale_alignment(s)) for s in scales]
         per_image = sum(
             plan_grid(*size, tile, options.overlap, s, a).count
@@ -355,6 +379,11 @@ def _upscale(
                 job.upscale(current, out, s, top=True)
                 current = out
             results.append(current)
+        if runner.fp32_redos and notes is not None:
+            notes.append(
+                f"{runner.fp32_redos} tile(s) overflowed in {str(runner.dtype)[6:]} and were "
+                "redone in fp32"
+            )
         return results[0]
 
 
@@ -364,6 +393,7 @@ def upscale_tensor(
     options: UpscaleOptions,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    notes: list[str] | None = None,
 ) -> Tensor:
     """Upscale a batch of images.
 
@@ -384,5 +414,5 @@ def upscale_tensor(
     c_out = model.output_channels if c == model.input_channels else c
     result = torch.empty(b, c_out, oh, ow, dtype=torch.float32)
     views = [result[k].permute(1, 2, 0).numpy() for k in range(b)]
-    _upscale(model, hwc, options, progress, cancel, np.dtype(np.float32), out_buffers=views)
+    _upscale(model, hwc, options, progress, cancel, notes, np.dtype(np.float32), out_buffers=views)
     return result

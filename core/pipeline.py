@@ -34,7 +34,7 @@ class UpscaleResult:
     output_path: Path
     input_size: tuple[int, int]  # (width, height)
     output_size: tuple[int, int]
-    notes: list[str] = field(default_factory=list)  # lossy conversions on reading or writing
+    notes: list[str] = field(default_factory=list)  # lossy conversions, the engine's notes
 
 
 def is_same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
@@ -80,12 +80,14 @@ def upscale_file(
 
     image = read_image(input_path, max_pixels=max_pixels)
     channels = image.channels
-    out = upscale_array(descriptor, image.array, options, progress=progress, cancel=cancel)
+    notes = list(image.notes)
+    out = upscale_array(
+        descriptor, image.array, options, progress=progress, cancel=cancel, notes=notes
+    )
     if cancel is not None and cancel.cancelled:  # cancelled after the last tile
         raise UpscaleCancelled("upscaling was cancelled; nothing was written")
     out = _restore_channels(out, channels)
 
-    notes = list(image.notes)
     notes += write_image(output_path, out, image.metadata, fmt, quality)
     return UpscaleResult(
         input_path=input_path,

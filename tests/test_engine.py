@@ -14,7 +14,7 @@ from nexus_upscaler.core.errors import TileTooSmallError, UpscaleCancelled
 from nexus_upscaler.core.tiling import plan_grid
 from PIL import Image
 from safetensors.torch import save_file
-from spandrel import ImageModelDescriptor, ModelLoader
+from spandrel import ImageModelDescriptor, ModelLoader, ModelTiling
 from spandrel.architectures.Compact import Compact
 from spandrel.architectures.SPAN import SPAN
 from spandrel.architectures.SwinIR import SwinIR
@@ -180,6 +180,22 @@ def test_hyresr_runs_its_fused_deploy_form_made_once_per_model(hyresr_desc, phot
     assert inference_form(hyresr_desc.model) is not fused
 
 
+@pytest.mark.parametrize("hint", [ModelTiling.DISCOURAGED, ModelTiling.INTERNAL])
+def test_a_model_that_discourages_tiling_gets_the_whole_image(compact4, photo, hint, monkeypatch):
+    desc = _wrapped(compact4, compact4.model, tiling=hint)
+    image = np.asarray(Image.open(MONARCH).convert("RGB"))[:300, :320]
+    seen, notes = [], []
+    out = engine.upscale_array(desc, image, engine.UpscaleOptions(), lambda d, n: seen.append(n))
+    assert seen == [1] and out.shape == (1200, 1280, 3)
+    # where the whole image does not fit, it is tiled, and the user is told why
+    monkeypatch.setattr(engine, "_available_memory", lambda device: 200 << 20)
+    engine.upscale_array(
+        desc, image, engine.UpscaleOptions(), lambda d, n: seen.append(n), None, notes
+    )
+    assert seen[-1] > 1
+    assert len(notes) == 1 and "whole image" in notes[0] and "tiled" in notes[0]
+
+
 # --- any model: scales and channels ------------------------------------------------------------
 
 
@@ -329,7 +345,11 @@ class _OOMAbove(torch.nn.Module):
         return self.inner(x)
 
 
-def _wrapped(desc: ImageModelDescriptor, module: torch.nn.Module) -> ImageModelDescriptor:
+def _wrapped(
+    desc: ImageModelDescriptor,
+    module: torch.nn.Module,
+    tiling: ModelTiling = ModelTiling.SUPPORTED,
+) -> ImageModelDescriptor:
     return ImageModelDescriptor(
         module,
         module.state_dict(),
@@ -341,6 +361,7 @@ def _wrapped(desc: ImageModelDescriptor, module: torch.nn.Module) -> ImageModelD
         scale=desc.scale,
         input_channels=desc.input_channels,
         output_channels=desc.output_channels,
+        tiling=tiling,
     )
 
 
