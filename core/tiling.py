@@ -107,7 +107,9 @@ def plan_axis(length: int, tile: int, overlap: int, scale: float, align: int = 1
         raise ValueError(f"length and tile must be positive, got {length} and {tile}")
     align = max(1, align)
     tile = max(align, tile // align * align)
-    overlap = max(0, min(overlap, tile // 2))
+    # aligned starts are at least one grid cell apart, so a tile overlaps its neighbour by at
+    # most tile - align
+    overlap = max(0, min(overlap, tile // 2, tile - align))
     out_length = round(length * scale)
     if length <= tile:
         return AxisPlan(length, scale, (0,), (length,), (), out_length)
@@ -118,7 +120,7 @@ def plan_axis(length: int, tile: int, overlap: int, scale: float, align: int = 1
     # 3 x 512)
     margin = overlap + align - 1
     snug = math.ceil((length + (n - 1) * margin) / n / align) * align
-    tile = max(min(tile, snug), overlap + align)
+    tile = max(min(tile, snug), -(-(overlap + align) // align) * align)  # never over ``tile``
     last = (length - tile) // align * align
     starts = sorted({round(i * last / (n - 1)) // align * align for i in range(n)})
     starts[-1] = last
@@ -127,7 +129,8 @@ def plan_axis(length: int, tile: int, overlap: int, scale: float, align: int = 1
     for i in range(len(starts) - 1):
         ov_lo, ov_hi = starts[i + 1] * scale, ends[i] * scale
         centres.append((ov_lo + ov_hi) / 2)
-        halves.append(max(0.5, (ov_hi - ov_lo) * BLEND_FRACTION / 2))
+        # no overlap (asked for, or a tile one grid cell long): a hard seam, an empty band
+        halves.append(max(0.5, (ov_hi - ov_lo) * BLEND_FRACTION / 2) if ov_hi > ov_lo else 0.0)
     # aligned starts can bunch up (large overlap, coarse alignment): narrow the bands so that
     # they never meet and every tile keeps a full-weight interior
     for i in range(len(centres)):
@@ -135,7 +138,10 @@ def plan_axis(length: int, tile: int, overlap: int, scale: float, align: int = 1
             halves[i] = min(halves[i], (centres[i] - centres[i - 1]) / 3)
         if i < len(centres) - 1:
             halves[i] = min(halves[i], (centres[i + 1] - centres[i]) / 3)
-    bands = [(round(c - h), max(round(c + h), round(c - h) + 1)) for c, h in zip(centres, halves)]
+    bands = [
+        (round(c - h), max(round(c + h), round(c - h) + 1)) if h else (round(c), round(c))
+        for c, h in zip(centres, halves)
+    ]
     _check_bands(bands, out_length)
     return AxisPlan(length, scale, tuple(starts), tuple(ends), tuple(bands), out_length)
 
@@ -143,7 +149,7 @@ def plan_axis(length: int, tile: int, overlap: int, scale: float, align: int = 1
 def _check_bands(bands: list[tuple[int, int]], out_length: int) -> None:
     previous = 0
     for a, b in bands:
-        if not previous <= a < b <= out_length:
+        if not previous <= a <= b <= out_length:
             raise ValueError(f"blend bands overlap or leave the image: {bands}")
         previous = b
 

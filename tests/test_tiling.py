@@ -18,6 +18,10 @@ CASES = [
     (777, 96, 40, 3, 16),
     (300, 64, 32, 1, 1),
     (250, 70, 10, 1.5, 2),
+    (32, 16, 8, 2, 16),  # a tile of one grid cell cannot overlap its neighbour
+    (48, 32, 1, 1, 16),
+    (100, 40, 24, 1, 16),
+    (100, 50, 0, 2, 1),  # no overlap: hard seams
 ]
 
 
@@ -27,11 +31,13 @@ def test_axis_plan_covers_overlaps_and_aligns(length, tile, overlap, scale, alig
     assert plan.starts[0] == 0 and plan.ends[-1] == length
     assert all(s % align == 0 for s in plan.starts)
     for i in range(plan.count - 1):
-        # neighbours overlap by at least the requested overlap (capped at half a tile)
-        assert plan.ends[i] - plan.starts[i + 1] >= min(overlap, tile // 2)
+        # neighbours overlap by at least the requested overlap, capped at half a tile and at
+        # what aligned starts leave (a tile one grid cell long cannot overlap)
+        tile_a = max(align, tile // align * align)
+        assert plan.ends[i] - plan.starts[i + 1] >= min(overlap, tile_a // 2, tile_a - align)
         # blend bands lie inside the overlap, in the output
         a, b = plan.bands[i]
-        assert plan.starts[i + 1] * scale <= a < b <= plan.ends[i] * scale
+        assert plan.starts[i + 1] * scale <= a <= b <= plan.ends[i] * scale
     # tiles are no larger than asked (the last may run up to align - 1 further to the end)
     assert all(e - s <= max(tile, align) + align - 1 for s, e in zip(plan.starts, plan.ends))
 
@@ -64,9 +70,10 @@ def _field(h: int, w: int, c: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
-def test_assembler_reproduces_the_image_when_tiles_agree(dtype):
+@pytest.mark.parametrize("overlap", [12, 0])
+def test_assembler_reproduces_the_image_when_tiles_agree(dtype, overlap):
     h, w, scale = 83, 131, 3
-    grid = plan_grid(h, w, 40, 12, scale)
+    grid = plan_grid(h, w, 40, overlap, scale)
     assert grid.count > 4
     full = _field(h * scale, w * scale, 3)
     out = np.zeros((h * scale, w * scale, 3), dtype=dtype)
