@@ -10,6 +10,7 @@ import pytest
 import torch
 from nexus_upscaler.core import engine, loading
 from nexus_upscaler.core.archs import hyresr_tiny, nexus_tiny
+from nexus_upscaler.core.color import LUMA_WEIGHTS
 from nexus_upscaler.core.errors import TileTooSmallError, UpscaleCancelled
 from nexus_upscaler.core.tiling import plan_grid
 from PIL import Image
@@ -577,3 +578,86 @@ def test_model_that_cannot_take_channels_last_falls_back_to_plain_layout(tmp_pat
     out = engine.upscale_array(desc, image, engine.UpscaleOptions(tile=32, overlap=16))
     assert layouts[0] is False and layouts[-1] is True  # tried channels_last, then fell back
     assert np.array_equal(out, plain)
+
+
+# --- the same behaviour on our own architectures -------------------------------------------------
+
+
+@pytest.fixture(params=["compact4", "nexus_desc", "hyresr_desc"])
+def any_model(request) -> ImageModelDescriptor:
+    """A spandrel CNN, and tiny NEXUS and HyReSR models loaded through our detectors."""
+    return request.getfixturevalue(request.param)
+
+
+def test_every_architecture_tiles_seamlessly(any_model, photo):
+    image = photo[:64, :96]
+    out = engine.upscale_array(any_model, image, engine.UpscaleOptions(tile=48, overlap=24))
+    s = any_model.scale
+    assert out.shape == (64 * s, 96 * s, 3) and out.dtype == np.uint8
+    # window attention and HyReSR's U-Net see further than a CNN's few pixels
+    assert psnr(out, whole(any_model, image)) > 40
+
+
+def test_every_architecture_keeps_gray_gray_and_alpha(any_model, photo):
+    image = photo[:32, :48]
+    gray = np.asarray(Image.fromarray(image).convert("L"))
+    out = engine.upscale_array(any_model, gray, engine.UpscaleOptions(tile=4096))
+    rgb = whole(any_model, np.repeat(gray[:, :, None], 3, 2)).astype(np.float64)
+    assert out.ndim == 2 and np.abs(out - np.rint(rgb @ np.array(LUMA_WEIGHTS))).max() <= 1.5
+    alpha = np.full((32, 48, 1), 255, np.uint8)
+    alpha[:, :24] = 0
+    opts = engine.UpscaleOptions(tile=4096)
+    rgba = engine.upscale_array(any_model, np.concatenate([image, alpha], 2), opts)
+    assert rgba.shape[2] == 4
+    assert np.abs(rgba[:, :, :3].astype(int) - whole(any_model, image)).max() <= 1
+    # alpha goes through the model as a gray image of its own
+    gray_alpha = engine.upscale_array(any_model, alpha[:, :, 0], opts)
+    assert np.abs(rgba[:, :, 3].astype(int) - gray_alpha).max() <= 1
+
+
+def test_every_architecture_keeps_16_bit_and_float(any_model, photo):
+    image = photo[:32, :48]
+    ref = whole(any_model, image).astype(np.float64)
+    out16 = engine.upscale_array(any_model, image.astype(np.uint16) * 257, engine.UpscaleOptions())
+    outf = engine.upscale_array(any_model, image.astype(np.float32) / 255, engine.UpscaleOptions())
+    assert out16.dtype == np.uint16 and np.abs(out16 / 257.0 - ref).max() <= 1.0
+    assert outf.dtype == np.float32 and np.abs(outf * 255 - ref).max() <= 1.0
+
+
+def test_every_architecture_reaches_other_scales(any_model, photo):
+    image = photo[:24, :40]
+    s = any_model.scale
+    twice = engine.upscale_array(any_model, image, engine.UpscaleOptions(target_scale=s * s))
+    assert twice.shape == (24 * s * s, 40 * s * s, 3)
+    less = engine.upscale_array(any_model, image, engine.UpscaleOptions(target_scale=1.5))
+    assert less.shape == (36, 60, 3)
+
+
+def test_every_architecture_batches_and_self_ensembles(any_model, photo):
+    image = photo[:32, :48]  # a multiple of every model's grid: rotations need no padding
+    one = engine.upscale_array(any_model, image, engine.UpscaleOptions(tile=16, overlap=8))
+    three = engine.upscale_array(
+        any_model, image, engine.UpscaleOptions(tile=16, overlap=8, batch=3)
+    )
+    assert psnr(one, three) > 60
+    out = engine.upscale_array(any_model, image, engine.UpscaleOptions(tile=4096, tta=True))
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    acc = 0
+    with torch.inference_mode():
+        for k in range(4):
+            for flip in (False, True):
+                t = torch.rot90(x, k, (2, 3))
+                y = any_model.model(t.flip(3) if flip else t)
+                acc = acc + torch.rot90(y.flip(3) if flip else y, -k, (2, 3))
+    ref = np.rint((acc / 8).clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255)
+    assert np.abs(out - ref).max() <= 1
+
+
+def test_every_architecture_through_upscale_tensor(any_model, photo):
+    a, b = photo[:24, :32], photo[30:54, 40:72]
+    x = torch.from_numpy(np.stack([a, b])).permute(0, 3, 1, 2).float() / 255
+    out = engine.upscale_tensor(any_model, x, engine.UpscaleOptions(tile=4096))
+    s = any_model.scale
+    assert out.shape == (2, 3, 24 * s, 32 * s) and out.dtype == torch.float32
+    for k, img in enumerate((a, b)):
+        assert np.abs(out[k].permute(1, 2, 0).numpy() * 255 - whole(any_model, img)).max() <= 1.0
