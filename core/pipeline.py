@@ -56,6 +56,7 @@ def upscale_file(
     *,
     format: str | None = None,
     quality: int = 95,
+    compress_level: int | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     cancel: CancelToken | None = None,
@@ -88,7 +89,7 @@ def upscale_file(
         raise UpscaleCancelled("upscaling was cancelled; nothing was written")
     out = _restore_channels(out, channels)
 
-    notes += write_image(output_path, out, image.metadata, fmt, quality)
+    notes += write_image(output_path, out, image.metadata, fmt, quality, compress_level)
     return UpscaleResult(
         input_path=input_path,
         output_path=output_path,

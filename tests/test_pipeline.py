@@ -66,6 +66,23 @@ def test_writes_exactly_what_the_engine_returns(tmp_path, model):
     np.testing.assert_array_equal(np.asarray(Image.open(dst)), expected)
 
 
+def test_png_compression_level_trades_size_for_time(tmp_path, model):
+    """Level 4 by default (as ComfyUI's Save Image: fast); 9 for the smallest file."""
+    src = tmp_path / "a.png"
+    rng = np.random.default_rng(0)
+    noisy = np.clip(picture(96, 128) + rng.integers(0, 8, (96, 128, 3)), 0, 255)
+    Image.fromarray(noisy.astype(np.uint8)).save(src)
+    files = {}
+    for level in (None, 4, 9, 1):
+        dst = tmp_path / f"out_{level}.png"
+        upscale_file(model, src, dst, OPTIONS, compress_level=level)
+        files[level] = dst.read_bytes()
+    assert files[None] == files[4]
+    assert len(files[9]) < len(files[4])
+    same = [np.asarray(Image.open(tmp_path / f"out_{k}.png")) for k in (4, 9, 1)]
+    assert all(np.array_equal(same[0], other) for other in same[1:])
+
+
 def test_never_overwrites_the_input_or_an_existing_output(tmp_path, model):
     src = tmp_path / "a.png"
     Image.fromarray(picture()).save(src)
