@@ -312,3 +312,23 @@ def test_artifact_loss_needs_the_ema(tmp_path: Path) -> None:
     data["train"].update(artifact_opt={}, ema_decay=0.0)
     with pytest.raises(ConfigError, match="train.artifact_opt"):
         config_from_dict(data, "cfg.toml")
+
+
+def test_light_path_is_a_plain_downscale_and_jpeg() -> None:
+    """A share of the samples skips the heavy chain: an antialiased downscale (and a JPEG), so a
+    model also sees mildly degraded pictures and keeps their texture."""
+    hr = batch(3, 64)
+    plain = degrade_real(hr, 4, RealDegradation(light_prob=1.0, light_jpeg_prob=0.0), (3, 3))
+    q = lambda t: (t.clamp(0, 1) * 255).round() / 255  # noqa: E731
+    candidates = [
+        q(torch.nn.functional.interpolate(hr, size=(16, 16), mode="area")),
+        *(
+            q(torch.nn.functional.interpolate(hr, size=(16, 16), mode=m, antialias=True))
+            for m in ("bicubic", "bilinear")
+        ),
+    ]
+    assert any(torch.equal(plain, c) for c in candidates)
+    compressed = degrade_real(hr, 4, RealDegradation(light_prob=1.0, light_jpeg_prob=1.0), (3, 3))
+    assert not torch.equal(compressed, plain)
+    mixed = degrade_real(hr, 4, RealDegradation(light_prob=0.5), (3, 3))
+    assert mixed.shape == plain.shape

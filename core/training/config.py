@@ -101,6 +101,11 @@ class RealDegradation:
     second_prob: float = 1.0
     final_sinc_prob: float = 0.8
     final_jpeg_range: tuple[int, int] = (30, 95)
+    # a share of the samples only downscaled and (with light_jpeg_prob) saved as JPEG: without
+    # it a model trained on the full chain over-smooths the textures of mildly degraded pictures
+    light_prob: float = 0.0
+    light_jpeg_prob: float = 0.9
+    light_jpeg_range: tuple[int, int] = (30, 95)
     sharpen_target: bool = False  # train towards unsharp-masked HR crops (crisper results)
 
 
@@ -428,7 +433,8 @@ def _check_real(r: RealDegradation, scale: int, lr_patch: int, bad: Any) -> None
         raise bad(f"{where}.kernel_size", "must be an odd number of at least 7")
     if r.kernel_size // 2 >= lr_patch * scale:
         raise bad(f"{where}.kernel_size", "must be smaller than twice the HR crop")
-    for name in ("second_prob", "final_sinc_prob"):
+    _check_quality(r.light_jpeg_range, f"{where}.light_jpeg_range", bad)
+    for name in ("second_prob", "final_sinc_prob", "light_prob", "light_jpeg_prob"):
         if not 0.0 <= getattr(r, name) <= 1.0:
             raise bad(f"{where}.{name}", "must be in [0, 1]")
     _check_quality(r.final_jpeg_range, f"{where}.final_jpeg_range", bad)

@@ -289,7 +289,9 @@ def _one_round(
 def degrade_real(hr: Tensor, scale: int, opt: RealDegradation, seed: Sequence[int]) -> Tensor:
     """The LR input ``(B, C, H/scale, W/scale)`` for HR batch ``hr`` (B, C, H, W) in [0, 1]:
     two rounds of blur, resize, noise and JPEG, then the final resize with a sinc filter and JPEG
-    in random order. Quantised to 8 bits, as a saved image is. ``seed`` fixes every choice."""
+    in random order; or, for a share ``opt.light_prob`` of the samples, only a downscale and a
+    JPEG (so a model also learns to keep the texture of mildly degraded pictures). Quantised to
+    8 bits, as a saved image is. ``seed`` fixes every choice."""
     gen = seeded_generator(*seed)
     noise_gen = seeded_generator(*seed, 1, device=hr.device)
     h, w = hr.shape[-2:]
@@ -320,7 +322,34 @@ def degrade_real(hr: Tensor, scale: int, opt: RealDegradation, seed: Sequence[in
         x = _resize(x, out_size, mode)
         x = _filter_if_any(x, final_kernels, use_sinc)
         x = jpeg(x, quality)
+    if opt.light_prob > 0:
+        light = torch.rand(n, generator=gen, dtype=torch.float64) < opt.light_prob
+        if bool(light.any()):
+            x = torch.where(
+                light.to(x.device)[:, None, None, None], _light(hr, out_size, opt, gen), x
+            )
     return (x.clamp(0, 1) * 255.0).round() / 255.0
+
+
+def _light(
+    hr: Tensor, out_size: tuple[int, int], opt: RealDegradation, gen: torch.Generator
+) -> Tensor:
+    """The light path: an antialiased downscale (bicubic, area or bilinear, one per batch), then
+    JPEG at ``opt.light_jpeg_range`` for each sample with ``opt.light_jpeg_prob``: what a web
+    image or a resized phone photo went through."""
+    n = hr.shape[0]
+    mode = ("bicubic", "area", "bilinear")[int(torch.randint(3, (1,), generator=gen))]
+    if mode == "area":
+        x = F.interpolate(hr.float(), size=out_size, mode="area")
+    else:
+        x = F.interpolate(hr.float(), size=out_size, mode=mode, align_corners=False, antialias=True)
+    x = x.clamp(0, 1)
+    compress = torch.rand(n, generator=gen, dtype=torch.float64) < opt.light_jpeg_prob
+    lo, hi = opt.light_jpeg_range
+    quality = torch.randint(lo, hi + 1, (n,), generator=gen).tolist()
+    if bool(compress.any()):
+        x = torch.where(compress.to(x.device)[:, None, None, None], jpeg(x, quality), x)
+    return x
 
 
 def _filter_if_any(x: Tensor, kernels: Tensor, used: Tensor) -> Tensor:
