@@ -259,6 +259,28 @@ def test_every_output_names_our_software(tmp_path, ext, dtype, channels):
     assert read_software(tmp_path / "missing.png") is None
 
 
+def test_software_is_read_from_the_header_without_decoding(tmp_path, monkeypatch):
+    """A folder scan asks every file; decoding each photo made adding a folder take seconds."""
+    from PIL import PngImagePlugin
+
+    decoded = []
+    real_load = PngImagePlugin.PngImageFile.load
+    monkeypatch.setattr(
+        PngImagePlugin.PngImageFile,
+        "load",
+        lambda self: decoded.append(self.filename) or real_load(self),
+    )
+    plain = tmp_path / "photo.png"
+    Image.fromarray(rgb()).save(plain)
+    assert read_software(plain) is None
+    exif = Image.Exif()
+    exif[0x0131] = SOFTWARE  # our mark in EXIF only, before the image data as we write it
+    tagged = tmp_path / "tagged.png"
+    Image.fromarray(rgb()).save(tagged, exif=exif)
+    assert read_software(tagged) == SOFTWARE
+    assert decoded == []
+
+
 def test_16_bit_tiff_is_compressed_with_its_metadata(tmp_path):
     """Smooth 16-bit data (what an upscaler writes) deflates well; the tags a reader needs."""
     import tifffile
