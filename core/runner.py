@@ -55,14 +55,23 @@ class ModelState:
     afterwards restores it bit for bit, on its own device, in its own layout. Converting back
     with ``.to()`` would not: bf16 keeps 8 bits of a float32 mantissa, so a kept-loaded model
     (the app, ComfyUI) would drift after every half-precision run.
+
+    Plain tensor attributes are kept too: many of spandrel's architectures (SPAN, SwinIR, HAT,
+    DAT, ...) hold the RGB mean as one and replace it in ``forward`` with
+    ``self.mean = self.mean.type_as(x)``, so a bf16 run would leave the mean rounded (0.4488
+    becomes 0.4492) and every later fp32 run off by up to 19/255.
     """
 
     def __init__(self, module: torch.nn.Module) -> None:
         self._params: list[tuple[torch.nn.Module, str, torch.nn.Parameter, Tensor, Tensor | None]]
         self._params = []
         self._buffers: list[tuple[torch.nn.Module, str, Tensor]] = []
+        self._attributes: list[tuple[torch.nn.Module, dict[str, Tensor]]] = []
         self._training = [(m, m.training) for m in module.modules()]
         for m in module.modules():
+            tensors = {k: v for k, v in vars(m).items() if isinstance(v, Tensor)}
+            if tensors:
+                self._attributes.append((m, tensors))
             for name, p in m._parameters.items():
                 if p is not None:
                     self._params.append((m, name, p, p.data, p.grad))
@@ -79,6 +88,8 @@ class ModelState:
             p.grad = grad
         for m, name, b in self._buffers:
             m._buffers[name] = b
+        for m, tensors in self._attributes:
+            vars(m).update(tensors)
         for m, training in self._training:
             m.training = training
 

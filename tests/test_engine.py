@@ -73,6 +73,14 @@ def hyresr_desc(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def span_desc(tmp_path_factory):
+    """A tiny SPAN x2: it keeps its RGB mean as a plain tensor attribute, replaced in forward."""
+    torch.manual_seed(3)
+    net = SPAN(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=2)
+    return _load(net, tmp_path_factory, "span_x2")
+
+
+@pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     """A real photo crop of odd size, (101, 157, 3) uint8."""
     return np.asarray(Image.open(MONARCH).convert("RGB"))[200:301, 300:457].copy()
@@ -417,7 +425,7 @@ def _bits(module: torch.nn.Module) -> dict[str, tuple]:
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-@pytest.mark.parametrize("which", ["compact4", "nexus_desc", "hyresr_desc"])
+@pytest.mark.parametrize("which", ["compact4", "nexus_desc", "hyresr_desc", "span_desc"])
 def test_a_half_precision_run_leaves_the_model_bit_identical(request, photo, which, precision):
     """The app and ComfyUI keep a model loaded: a bf16/fp16 run must not round its weights."""
     desc = request.getfixturevalue(which)
