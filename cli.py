@@ -342,6 +342,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if not found.files:
         for spec in found.missing:
             _error(f"{spec}: no such file, folder or matching image")
+        if not found.missing:
+            _note("nothing to upscale")
         return EXIT_FAILED if found.missing else EXIT_OK
 
     plan(args, found.files, options.target_scale or 1)  # usage errors before a model loads

@@ -59,9 +59,10 @@ class FoundInputs:
 
     files: list[InputFile] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-    """Specs that match no file at all (a typo, an empty folder, a glob that matches nothing)."""
+    """Specs that match no file at all (a typo, an empty folder, a glob that matches nothing);
+    a folder or glob that matched only images we wrote is not missing: it is in ``ours``."""
     ours: list[Path] = field(default_factory=list)
-    """Images this package wrote that a folder or glob matched, left out."""
+    """Images this package wrote that a folder or glob matched, left out (each once)."""
 
 
 def is_image_name(path: str | os.PathLike[str]) -> bool:
@@ -88,18 +89,20 @@ def find_inputs(specs: Iterable[str | os.PathLike[str]], recursive: bool = False
     for spec in specs:
         text = os.fspath(spec)
         path = Path(text).expanduser()
+        ours: list[Path] = []
         if path.is_file():
             candidates = [InputFile(path, path.parent, explicit=True)]
         elif path.is_dir():
             pattern = "**/*" if recursive else "*"
-            candidates = _scan(sorted(path.glob(pattern)), path, found)
+            candidates = _scan(sorted(path.glob(pattern)), path, ours)
         elif glob.has_magic(text):
             matches = sorted(glob.glob(os.path.expanduser(text), recursive=recursive))
-            candidates = [c for m in matches for c in _scan([Path(m)], Path(m).parent, found)]
+            candidates = [c for m in matches for c in _scan([Path(m)], Path(m).parent, ours)]
         else:
             candidates = []
-        if not candidates:
+        if not candidates and not ours:
             found.missing.append(text)
+        found.ours.extend(p for p in ours if p not in found.ours)
         for candidate in candidates:
             key = os.path.normcase(candidate.path.resolve())
             if key not in seen:
@@ -108,7 +111,8 @@ def find_inputs(specs: Iterable[str | os.PathLike[str]], recursive: bool = False
     return found
 
 
-def _scan(paths: Iterable[Path], root: Path, found: FoundInputs) -> list[InputFile]:
+def _scan(paths: Iterable[Path], root: Path, ours: list[Path]) -> list[InputFile]:
+    """The inputs among ``paths`` found under ``root``; images we wrote go to ``ours``."""
     files = []
     for path in paths:
         if not path.is_file() or not is_image_name(path):
@@ -119,7 +123,7 @@ def _scan(paths: Iterable[Path], root: Path, found: FoundInputs) -> list[InputFi
         if OUTPUT_FOLDER_NAME in below[:-1]:
             continue
         if written_by_us(path):
-            found.ours.append(path)
+            ours.append(path)
             continue
         files.append(InputFile(path, root))
     return files

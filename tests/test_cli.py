@@ -246,6 +246,18 @@ def test_rerunning_on_a_folder_leaves_our_outputs_alone(tmp_path, model_path, ca
     assert Image.open(src / "photo_x2_x2.png").size == (120, 80)
 
 
+def test_a_folder_of_earlier_outputs_is_nothing_to_do_not_a_missing_folder(
+    tmp_path, model_path, capsys
+):
+    Image.fromarray(picture()).save(tmp_path / "photo.png")
+    assert run("photo.png", "-o", "out/", "--model", str(model_path)) == 0
+    capsys.readouterr()
+    assert run("out/", "--model", str(model_path)) == 0
+    err = capsys.readouterr().err
+    assert "no such file" not in err and "left out 1 image this tool wrote earlier" in err
+    assert "nothing to upscale" in err
+
+
 def test_an_output_never_lands_on_an_input_or_another_output(tmp_path, model_path, capsys):
     Image.fromarray(picture()).save(tmp_path / "a.png")
     Image.fromarray(picture(seed=1)).save(tmp_path / "a.jpg")

@@ -67,6 +67,14 @@ def test_a_file_named_explicitly_is_an_input_whatever_it_is(tmp_path):
     assert found.missing == ["nothing*.png", "gone"]
 
 
+def test_a_folder_of_our_outputs_only_is_not_missing(tmp_path):
+    """Pointing at the output folder of an earlier run finds nothing to do; it is not a typo."""
+    png(tmp_path / "out" / "a_x4.png", ours=True)
+    found = find_inputs([tmp_path / "out", str(tmp_path / "out" / "*.png")])
+    assert found.files == [] and found.missing == []
+    assert [p.name for p in found.ours] == ["a_x4.png"]  # once, though two specs matched it
+
+
 def test_globs_are_scans(tmp_path):
     png(tmp_path / "a.png")
     png(tmp_path / "a_x2.png", ours=True)
