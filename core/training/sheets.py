@@ -54,13 +54,15 @@ def comparison_sheet(
     degrade: Degrader,
     scale: int,
     crop: int = 64,
+    reference_label: str = "original",
 ) -> Image.Image:
     """One row per image: its input (nearest-neighbour enlarged), each method's output and the
     original, all cropped to the same ``crop``-pixel LR window (``crop * scale`` shown), with the
     labels above. ``images`` are ``(name, HR uint8 (H, W, 3))``; each method upscales the whole
-    input, so crops show no border effects."""
+    input, so crops show no border effects. ``reference_label`` names the last column (the HR
+    image as given)."""
     cell = crop * scale
-    labels = ["input", *(name for name, _ in methods), "original"]
+    labels = ["input", *(name for name, _ in methods), reference_label]
     cols = len(labels)
     width = cols * cell + (cols - 1) * GAP
     height = LABEL_HEIGHT + len(images) * (cell + GAP + LABEL_HEIGHT)
