@@ -9,6 +9,7 @@ dismisses it (errors, the end-of-batch summary).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,7 @@ class Controller(QObject):
         self._model_pool = QThreadPool(self)  # one load at a time, the newest request wins
         self._model_pool.setMaxThreadCount(1)
         self._model_request = 0
+        self._closing = threading.Event()  # set once by shutdown: checks of new files stop
         self._loading_spec: str | None = None
         self._worker: BatchWorker | None = None
         self._token: Any = None
@@ -172,7 +174,9 @@ class Controller(QObject):
         cannot be read, a failed row and a notice naming it, before any batch runs."""
         new = self.queue.add_paths([Path(p) for p in paths])
         if new:
-            task = ProbeTask([(item.key, item.path) for item in new], self.max_pixels)
+            task = ProbeTask(
+                [(item.key, item.path) for item in new], self.max_pixels, stop=self._closing
+            )
             task.signals.thumbnail.connect(self._on_thumbnail)
             task.signals.unreadable.connect(self._on_unreadable)
             task.signals.finished.connect(self._on_probed)
@@ -516,7 +520,10 @@ class Controller(QObject):
         return len(self._batch_keys) - self._batch_ended if self.running else 0
 
     def shutdown(self) -> None:
-        """Cancel a running batch and wait for every background task (window closing)."""
+        """Cancel a running batch, stop checking new files, and wait for every background
+        task (window closing): at most the model's current pass, one file's check, one
+        preview and one model load."""
+        self._closing.set()
         self.cancel()
         self._batch_pool.waitForDone()
         self._probe_pool.waitForDone()

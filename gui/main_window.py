@@ -402,10 +402,15 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         c = self.controller
-        if c.running and not self.confirm_stop():
-            event.ignore()
-            return
-        c.shutdown()  # cancels at the next tile and waits: nothing partial is left behind
+        if c.running:
+            if not self.confirm_stop():
+                event.ignore()
+                return
+            # The model ends the pass it is in before the batch stops (seconds on a CPU): the
+            # window goes at once and that wait happens behind it.
+            self.hide()
+            QGuiApplication.sync()
+        c.shutdown()  # cancels before the next pass and waits: nothing partial is left behind
         c.settings.save_bytes("geometry", self.saveGeometry())
         c.settings.save_bytes("main_splitter", self.main_splitter.saveState())
         c.settings.save_bytes("left_splitter", self.left_splitter.saveState())

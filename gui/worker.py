@@ -7,6 +7,7 @@ thread turns them into ``QPixmap``.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,18 +230,27 @@ class ProbeSignals(QObject):
 class ProbeTask(QRunnable):
     """Decodes each newly queued file once: a thumbnail, or the reason it cannot be read.
 
-    A corrupt file is flagged when it is added, not only when the batch reaches it.
+    A corrupt file is flagged when it is added, not only when the batch reaches it. ``stop``
+    (the window closing) ends the checks between files: a large folder must not hold it open.
     """
 
-    def __init__(self, items: list[tuple[int, Path]], max_pixels: int | None) -> None:
+    def __init__(
+        self,
+        items: list[tuple[int, Path]],
+        max_pixels: int | None,
+        stop: threading.Event | None = None,
+    ) -> None:
         super().__init__()
         self.signals = ProbeSignals()
         self._items = items
         self._max_pixels = max_pixels
+        self._stop = stop
 
     def run(self) -> None:
         bad: list[tuple[int, str]] = []
         for key, path in self._items:
+            if self._stop is not None and self._stop.is_set():
+                return
             decoded = decode(path, THUMBNAIL_SIZE, self._max_pixels)
             if decoded.image.isNull():
                 bad.append((key, decoded.reason))

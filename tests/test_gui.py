@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import threading  # noqa: E402
+import time  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -387,18 +388,49 @@ def test_settings_survive_closing_and_reopening(qtbot, tmp_path, tiny_model):
 def test_closing_the_window_cancels_and_waits_for_the_worker(qtbot, tmp_path, tiny_model):
     window = make_window(qtbot, tmp_path)
     release = start_held(qtbot, window, tmp_path, tiny_model, count=2, hold_row=0)
-    window.controller.message.connect(  # released once the window has cancelled the batch
-        lambda text: release.set() if text.startswith("Cancelling") else None,
-        Qt.DirectConnection,
-    )
+    token = window.controller._token
+    gone_while_waiting = []
 
+    def release_once_cancelled():
+        # The model's pass goes on after Cancel (seconds on a CPU); the window must not.
+        end = time.monotonic() + 10
+        while not token.cancelled and time.monotonic() < end:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the GUI thread now waits for the worker
+        gone_while_waiting.append(not window.isVisible())
+        release.set()
+
+    threading.Thread(target=release_once_cancelled, daemon=True).start()
     answered = answer_dialog(qtbot, "stopAndCloseButton")
     window.close()  # asks, then returns only when the worker has stopped
     assert answered == ["Stop upscaling?"]
+    assert gone_while_waiting == [True]
 
     assert window.controller._batch_pool.activeThreadCount() == 0
     out_dir = tmp_path / "in" / "upscaled"
     assert not out_dir.exists() or list(out_dir.iterdir()) == []
+
+
+def test_closing_stops_checking_new_files(qtbot, tmp_path, monkeypatch):
+    """Closing right after adding a large folder does not wait for every file's check."""
+    from nexus_upscaler.gui import worker
+
+    window = make_window(qtbot, tmp_path)
+    inputs = [write_png(tmp_path / "in" / f"{n}.png", 8, 8, seed=n) for n in range(5)]
+    real_decode = worker.decode
+    checked, go_on = [], threading.Event()
+
+    def slow_decode(path, *args, **kwargs):  # as a large photo takes its time
+        checked.append(path.name)
+        go_on.wait(10)
+        return real_decode(path, *args, **kwargs)
+
+    monkeypatch.setattr(worker, "decode", slow_decode)
+    drop(window, inputs)
+    qtbot.waitUntil(lambda: bool(checked), timeout=RUN_TIMEOUT_MS)
+    threading.Timer(0.2, go_on.set).start()
+    window.close()
+    assert checked == ["0.png"]
 
 
 def test_keyboard_delete_removes_and_ctrl_enter_starts(qtbot, window, tmp_path, tiny_model):
