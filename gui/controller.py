@@ -110,6 +110,7 @@ class Controller(QObject):
     model_changed = Signal(object)  # ModelInfo | None
     model_loading = Signal(bool)  # True when a model starts loading, False when that ends
     running_changed = Signal(bool)
+    cancelling = Signal()  # Cancel was pressed: the model ends its current pass, then stops
     progress_changed = Signal(int, str, str)  # percent, what the bar says, ETA text
     message = Signal(str)  # a passing one-line status
     notice = Signal(object)  # Notice: shown until the user dismisses it
@@ -510,10 +511,17 @@ class Controller(QObject):
         return True
 
     def cancel(self) -> None:
-        """Stop at the next tile; the file in progress is not written, the rest are skipped."""
-        if self._token is not None and self.running:
+        """Stop before the model's next pass; the file in progress is not written, the rest
+        are skipped. The pass under way ends first (seconds on a CPU), so the bar says so."""
+        if self._token is not None and self.running and not self._token.cancelled:
             self._token.cancel()
+            self.cancelling.emit()
+            self.refresh_progress()
             self.message.emit("Cancelling...")
+
+    @property
+    def is_cancelling(self) -> bool:
+        return self.running and self._token is not None and self._token.cancelled
 
     def images_left(self) -> int:
         """Rows of the running batch that have not ended yet."""
@@ -540,6 +548,10 @@ class Controller(QObject):
             if 0.01 < fraction < 1.0 and elapsed > 0.5:
                 eta = f"ETA {format_eta(elapsed * (1 - fraction) / fraction)}"
             percent = round(fraction * 100)
+            if self.is_cancelling:
+                text = "Cancelling: the model ends its current step, nothing more is written"
+                self.progress_changed.emit(percent, text, "")
+                return
             self.progress_changed.emit(percent, f"{percent}% of the batch", eta)
             return
         items = self.queue.items()

@@ -179,6 +179,7 @@ class MainWindow(QMainWindow):
         c.model_changed.connect(self._show_model)
         c.model_loading.connect(self._on_model_loading)
         c.running_changed.connect(self._on_running)
+        c.cancelling.connect(self._on_cancelling)
         c.progress_changed.connect(self._on_progress)
         c.message.connect(lambda text: self.statusBar().showMessage(text, 10_000))
         c.notice.connect(self.message_area.show_notice)
@@ -309,10 +310,17 @@ class MainWindow(QMainWindow):
         self.start_button.setEnabled(ready)
         self.start_action.setEnabled(ready)
         self.cancel_button.setEnabled(running)
+        self.cancel_button.setText("Cancel")
+        self.cancel_action.setEnabled(running)
         self.queue_panel.set_running(running)
         self.side_panel.setEnabled(not running)
         if not running:
             self.eta_label.setText("")
+
+    def _on_cancelling(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText("Cancelling…")
+        self.cancel_action.setEnabled(False)
 
     def _on_progress(self, percent: int, text: str, eta: str) -> None:
         self.total_progress.setValue(percent)

@@ -281,10 +281,15 @@ def test_cancel_mid_batch_leaves_no_partial_file_and_cancels_the_rest(
 ):
     clicked = start_held(qtbot, window, tmp_path, tiny_model, count=3, hold_row=1)
     assert window.cancel_button.isEnabled()
+    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    # the model is still in its pass: the window says it is stopping, Cancel is not offered again
+    assert window.total_progress.format().startswith("Cancelling")
+    assert window.cancel_button.text() == "Cancelling…" and not window.cancel_button.isEnabled()
+    assert not window.cancel_action.isEnabled()
     with qtbot.waitSignal(window.controller.batch_finished, timeout=RUN_TIMEOUT_MS) as blocker:
-        qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
         clicked.set()
     assert blocker.args == [True]
+    assert window.cancel_button.text() == "Cancel"
 
     assert statuses(window) == [Status.DONE, Status.CANCELLED, Status.CANCELLED]
     out_dir = tmp_path / "in" / "upscaled"
