@@ -169,7 +169,7 @@ def read_image(
     except ImageReadError:
         raise
     except UnidentifiedImageError as exc:
-        raise ImageReadError(path, "not an image, or a format Pillow cannot read") from exc
+        raise ImageReadError(path, "not an image, or in a format that cannot be read") from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
         raise ImageReadError(path, f"unreadable or truncated image ({exc})") from exc
     except RuntimeError as exc:  # imagecodecs' and tifffile's decoder errors

@@ -135,6 +135,7 @@ class Controller(QObject):
         self._model_pool = QThreadPool(self)  # one load at a time, the newest request wins
         self._model_pool.setMaxThreadCount(1)
         self._model_request = 0
+        self._unreadable: set[int] = set()  # rows flagged when added, until a batch retries them
         self._closing = threading.Event()  # set once by shutdown: checks of new files stop
         self._loading_spec: str | None = None
         self._worker: BatchWorker | None = None
@@ -169,11 +170,16 @@ class Controller(QObject):
     # --- queue ---------------------------------------------------------------------------------
 
     def add_paths(self, paths: list[str | Path]) -> int:
-        """Queue files and folders (folders recursively); returns how many rows were added.
+        """Queue files and folders (folders recursively, by the core's rule: no hidden files,
+        no ``upscaled`` folders, no images this app wrote); returns how many rows were added.
 
         Each new file is decoded once in the background: its thumbnail, or, for a file that
-        cannot be read, a failed row and a notice naming it, before any batch runs."""
-        new = self.queue.add_paths([Path(p) for p in paths])
+        cannot be read, a failed row and a notice naming it, before any batch runs. What was
+        left out is said: a folder with no images stays on screen, the rest in passing."""
+        from ..core.inputs import find_inputs
+
+        found = find_inputs([Path(p) for p in paths], recursive=True)
+        new = self.queue.add_files([f.path for f in found.files])
         if new:
             task = ProbeTask(
                 [(item.key, item.path) for item in new], self.max_pixels, stop=self._closing
@@ -182,7 +188,21 @@ class Controller(QObject):
             task.signals.unreadable.connect(self._on_unreadable)
             task.signals.finished.connect(self._on_probed)
             self._probe_pool.start(task)
-            self.message.emit(f"Added {plural(len(new), 'image')}.")
+        left_out = []
+        if len(found.files) > len(new):
+            left_out.append(f"{len(found.files) - len(new)} already in the queue")
+        if found.ours:
+            left_out.append(f"{plural(len(found.ours), 'earlier result')} (images this app wrote)")
+        summary = f"Added {plural(len(new), 'image')}" if new else "Nothing added"
+        if left_out:
+            summary += f"; left out {' and '.join(left_out)}"
+        if found.missing:
+            lines = [f"{spec}: {_why_nothing(Path(spec))}" for spec in found.missing]
+            self._notify("warning", f"{summary}. No image in:", lines, topic="added")
+        elif not new:
+            self._notify("info", f"{summary}.", topic="added")
+        else:
+            self.message.emit(f"{summary}.")
         return len(new)
 
     def add_mime(self, mime: QMimeData) -> int:
@@ -246,13 +266,18 @@ class Controller(QObject):
         item = self.queue.find(key)
         if item is not None and item.status is Status.WAITING:
             self.queue.update(key, status=Status.FAILED, error=reason)
+            self._unreadable.add(key)
 
     def _on_probed(self, bad: list) -> None:
-        lines = []
-        for key, reason in bad:
-            item = self.queue.find(key)
-            if item is not None:
-                lines.append(f"{item.path.name}: {reason}")
+        if not bad:
+            return
+        # The notice replaces the previous one on its topic: it names every flagged row still
+        # queued, not only this addition's.
+        lines = [
+            f"{item.path.name}: {item.error}"
+            for item in self.queue.items()
+            if item.key in self._unreadable and item.status is Status.FAILED
+        ]
         if lines:
             self._notify(
                 "error",
@@ -480,6 +505,7 @@ class Controller(QObject):
             jobs.append(Job(item.key, item.path, out, plan.problem or problems[out.parent] or ""))
         for item in todo:
             self.queue.reset_item(item.key)
+            self._unreadable.discard(item.key)  # the batch says again what still fails
         self._token = CancelToken()
         self._worker = BatchWorker(
             self._descriptor,
@@ -650,6 +676,16 @@ class Controller(QObject):
         task.signals.loaded.connect(self.preview_ready)
         self._preview_pool.start(task)
         return True
+
+
+def _why_nothing(path: Path) -> str:
+    """Why a dropped or chosen path gave no image, in the user's words."""
+    if path.is_dir():
+        return (
+            "no images in this folder or below it (PNG, JPEG, WebP, TIFF, BMP or GIF files; "
+            "“upscaled” folders and hidden files are skipped)"
+        )
+    return "no such file or folder"
 
 
 def _file_description(path: Path) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QImageReader, QPixmap
 
-from ..core.inputs import IMAGE_EXTENSIONS, find_inputs
+from ..core.inputs import IMAGE_EXTENSIONS
 
 IMAGE_SUFFIXES = IMAGE_EXTENSIONS  # what a folder yields; the open dialog offers the same
 THUMBNAIL_SIZE = QSize(48, 48)
@@ -65,12 +65,6 @@ def read_input_size(path: Path) -> QSize:
     reader.setAutoTransform(True)
     size = reader.size()
     return size if size.isValid() else QSize()
-
-
-def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given, folders walked recursively for images, in a stable order, by the core's
-    rule (``core.inputs``): no hidden files, no ``upscaled`` folders, no earlier results."""
-    return [found.path for found in find_inputs(paths, recursive=True).files]
 
 
 class QueueModel(QAbstractTableModel):
@@ -134,11 +128,12 @@ class QueueModel(QAbstractTableModel):
 
     # --- queue operations ----------------------------------------------------------------------
 
-    def add_paths(self, paths: list[Path]) -> list[QueueItem]:
-        """Append files not yet queued; returns the new items."""
+    def add_files(self, paths: list[Path]) -> list[QueueItem]:
+        """Append the files not yet queued; returns the new items. (Which files a folder
+        holds is the core's rule, ``core.inputs.find_inputs``: the controller asks it.)"""
         known = {item.path for item in self._items}
         new: list[QueueItem] = []
-        for path in expand_paths(paths):
+        for path in paths:
             resolved = path.resolve()
             if resolved in known:
                 continue

@@ -202,7 +202,7 @@ class QueuePanel(QWidget):
         view.verticalHeader().setDefaultSectionSize(56)
         view.setShowGrid(False)
         view.setAlternatingRowColors(True)
-        view.setWordWrap(False)
+        view.setWordWrap(True)  # a failed row's reason takes the row's two lines before eliding
         header = view.horizontalHeader()
         header.setSectionResizeMode(QueueModel.IMAGE, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(QueueModel.SIZE, QHeaderView.ResizeMode.ResizeToContents)

@@ -144,14 +144,17 @@ def notices(window) -> list[str]:
 
 
 def wait_for_probe(qtbot, window):
-    """Every queued file has been checked (a thumbnail, or flagged unreadable)."""
+    """Every queued file has been checked (a thumbnail, or flagged unreadable) and the check's
+    notice is shown."""
     qtbot.waitUntil(
         lambda: all(
             i.thumbnail is not None or i.status is Status.FAILED
             for i in window.controller.queue.items()
-        ),
+        )
+        and window.controller._probe_pool.activeThreadCount() == 0,
         timeout=RUN_TIMEOUT_MS,
     )
+    QApplication.processEvents()  # the signals the check sent last
 
 
 def select_row(qtbot, window, row: int):
@@ -743,6 +746,57 @@ def test_first_launch_guides_and_checks_files_as_they_come(qtbot, window, tmp_pa
     assert view.has_images() and not view.is_comparing()
     assert (view.image_size().width(), view.image_size().height()) == (30, 20)
     assert window.compare_panel.state_label.text() == "Waiting to be upscaled."
+
+
+def test_adding_says_what_it_left_out(qtbot, window, tmp_path):
+    from nexus_upscaler.core.imageio import write_image
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    drop(window, [empty])
+    assert window.controller.queue.rowCount() == 0
+    assert notices(window) == [
+        f"Nothing added. No image in:\n{empty}: no images in this folder or below it "
+        "(PNG, JPEG, WebP, TIFF, BMP or GIF files; “upscaled” folders and hidden files are skipped)"
+    ]
+
+    folder = tmp_path / "photos"
+    write_png(folder / "a.png", 8, 8)
+    write_image(folder / "a_upscaled.png", np.zeros((16, 16, 3), np.uint8))  # an earlier result
+    drop(window, [folder])
+    assert [i.path.name for i in window.controller.queue.items()] == ["a.png"]
+    assert window.statusBar().currentMessage() == (
+        "Added 1 image; left out 1 earlier result (images this app wrote)."
+    )
+    drop(window, [folder])
+    assert notices(window)[0] == (
+        "Nothing added; left out 1 already in the queue and 1 earlier result "
+        "(images this app wrote)."
+    )
+    assert len(notices(window)) == 1  # one notice about adding: the newest
+
+
+def test_every_unreadable_file_stays_named_and_readable(qtbot, window, tmp_path):
+    first = corrupt_png(tmp_path / "in" / "first.png")
+    drop(window, [first])
+    wait_for_probe(qtbot, window)
+    second = tmp_path / "in" / "notes.txt"
+    second.write_text("not an image")
+    drop(window, [second])
+    wait_for_probe(qtbot, window)
+    flagged = notices(window)
+    assert len(flagged) == 1 and flagged[0].startswith("2 files cannot be read")
+    assert "first.png: " in flagged[0]
+    assert "notes.txt: not an image, or in a format that cannot be read" in flagged[0]
+
+    # the reason fits in the row (two lines), not cut after a few words
+    view, queue = window.queue_view, window.controller.queue
+    index = queue.index(1, queue.STATUS)
+    text = queue.data(index, Qt.ItemDataRole.DisplayRole)
+    cell = view.visualRect(index).adjusted(4, 2, -4, -2)
+    needed = view.fontMetrics().boundingRect(cell, Qt.TextFlag.TextWordWrap, text)
+    assert view.wordWrap() and needed.height() <= cell.height()
 
 
 def test_zoom_steps_and_keys(qtbot, window, tmp_path):
