@@ -30,6 +30,7 @@ OPTION_FLAGS = {
     "batch": "--batch",
     "target_scale": "--scale",
     "alpha_mode": "--alpha",
+    "threads": "--threads",
 }
 
 EXAMPLES = """\
@@ -99,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["model", "resize"],
         help="alpha channel: through the model (default) or resized",
     )
+    eng.add_argument(
+        "--threads",
+        metavar="N",
+        type=_threads,
+        help="CPU threads for the model (default: what torch picks, the machine's cores)",
+    )
 
     out = p.add_argument_group("output")
     out.add_argument(
@@ -151,6 +158,17 @@ def _tile(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f'expected pixels or "auto", got {text!r}') from None
+
+
+def _threads(text: str) -> int | str:
+    if text.lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected a number of threads or "auto", got {text!r}'
+        ) from None
 
 
 def _pixels(text: str) -> int:

@@ -38,6 +38,9 @@ class UpscaleOptions:
     """Alpha of RGBA/LA images: through the model as a gray image, or resized (bicubic)."""
     compile: bool = False
     """torch.compile the model (CUDA only; ignored on the CPU)."""
+    threads: int | None = None
+    """CPU threads the model's operations use during the call; None = what torch picks (the
+    machine's cores). Fewer leaves cores to other work; on the CPU it sets the speed."""
 
     def __post_init__(self) -> None:
         if self.tile is not None and self.tile < 1:
@@ -50,6 +53,8 @@ class UpscaleOptions:
             raise ValueError(f"batch must be >= 1, got {self.batch}")
         if self.target_scale is not None and not self.target_scale > 0:
             raise ValueError(f"target_scale must be > 0, got {self.target_scale}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be a positive number or None, got {self.threads}")
         if self.alpha_mode not in ("model", "resize"):
             raise ValueError(f"alpha_mode must be 'model' or 'resize', got {self.alpha_mode!r}")
 

@@ -1,6 +1,7 @@
 """Named presets of engine settings: shipped ones in ``presets.toml``, the user's own on top.
 
-A preset sets tile ("auto" or pixels), overlap, precision, tta, batch and optionally device.
+A preset sets tile ("auto" or pixels), overlap, precision, tta, batch and optionally device and
+threads (CPU threads, "auto" = what torch picks).
 Users add presets, or change shipped ones field by field, in
 ``<config dir>/nexus-upscaler/presets.toml``; a preset there with a new name starts from
 ``balanced``. ``get_preset(name, **overrides)`` turns a preset plus per-call overrides into the
@@ -46,7 +47,7 @@ SHIPPED_PATH = Path(__file__).with_name("presets.toml")
 CONFIG_DIR_ENV = "NEXUS_UPSCALER_CONFIG_DIR"
 
 # the fields a preset may set; overrides may also set target_scale, alpha_mode and compile
-PRESET_FIELDS = ("tile", "overlap", "precision", "tta", "batch", "device")
+PRESET_FIELDS = ("tile", "overlap", "precision", "tta", "batch", "device", "threads")
 OVERRIDE_FIELDS = (*PRESET_FIELDS, "target_scale", "alpha_mode", "compile")
 _MIN_TILE = 16
 
@@ -136,6 +137,15 @@ def _check_field(key: str, value: Any) -> Any:
     if key == "batch":
         if not is_int(value) or value < 1:
             raise _Invalid("a whole number >= 1", "be a whole number, at least 1")
+        return value
+    if key == "threads":
+        if value is None or (isinstance(value, str) and value.lower() == "auto"):
+            return None
+        if not is_int(value) or value < 1:
+            raise _Invalid(
+                '"auto" or a whole number of threads >= 1',
+                'be "auto" or a whole number of threads, at least 1',
+            )
         return value
     if key in ("tta", "compile"):
         if not isinstance(value, bool):

@@ -5,8 +5,8 @@ came afterwards; in between it feeds it batches of float tiles. It owns everythi
 call: channels (gray image with an RGB model, RGB image with a gray model, alpha), the model's
 size requirements (reflect padding, then cropping), precision (auto/fp32/fp16/bf16, with an fp32
 redo of any tile whose half-precision output is not finite), channels_last, torch.compile on
-CUDA, the x8 self-ensemble, the resize to a target scale, and the cost probe behind the automatic
-tile size. Where tiles go is ``core.engine``'s business.
+CUDA, the CPU thread count, the x8 self-ensemble, the resize to a target scale, and the cost probe
+behind the automatic tile size. Where tiles go is ``core.engine``'s business.
 """
 
 from __future__ import annotations
@@ -147,8 +147,12 @@ class ModelRunner:
         # cannot take it (a .view over permuted strides) falls back on its first tile
         self.channels_last = True
 
-    # setup / teardown: the caller's model comes back exactly as it was (see ModelState)
+    # setup / teardown: the caller's model comes back exactly as it was (see ModelState), and
+    # torch's CPU thread count as it was (it is process-wide)
     def __enter__(self) -> ModelRunner:
+        self._threads = torch.get_num_threads()
+        if self.options.threads is not None:
+            torch.set_num_threads(self.options.threads)
         self._state = ModelState(self.module)
         try:
             self.module.eval()
@@ -157,6 +161,7 @@ class ModelRunner:
                 self.module.to(memory_format=torch.channels_last)
         except BaseException:
             self._state.restore()
+            torch.set_num_threads(self._threads)
             raise
         self.compiled = self.module
         if self.options.compile and self.device.type == "cuda":
@@ -167,6 +172,8 @@ class ModelRunner:
         if self._state is not None:
             self._state.restore()
             self._state = None
+        if torch.get_num_threads() != self._threads:
+            torch.set_num_threads(self._threads)
         self._fp32_module = None
         self.compiled = None
         if self.device.type == "cuda":

@@ -412,6 +412,7 @@ class Controller(QObject):
             "device": c.device,
             "target_scale": c.target_scale or None,
             "alpha_mode": c.alpha_mode,
+            "threads": c.threads or None,
         }
         try:
             return build_options(c.preset or None, **fields)

@@ -6,6 +6,7 @@ Every editor reports its value as ``choice_changed(name, value)`` with ``name`` 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -145,6 +146,14 @@ class SidePanel(QWidget):
             "Larger images are refused: a guard against decompression bombs (small files that "
             "decode to gigabytes). Raise it for a genuine large image."
         )
+        self.threads_spin = QSpinBox(
+            objectName="threadsSpin", minimum=0, maximum=max(os.cpu_count() or 1, 64)
+        )
+        self.threads_spin.setSpecialValueText("Automatic")
+        self.threads_spin.setToolTip(
+            "CPU threads the model uses. Automatic: all the cores; fewer leave the computer "
+            "responsive for other work."
+        )
         for label, widget in (
             ("Tile size", self.tile_spin),
             ("Tile overlap", self.overlap_spin),
@@ -154,6 +163,7 @@ class SidePanel(QWidget):
             ("Output scale", self.target_scale_spin),
             ("Transparency", self.alpha_combo),
             ("Max pixels", self.max_pixels_spin),
+            ("CPU threads", self.threads_spin),
         ):
             adv.addRow(label, widget)
         form.addRow(self.advanced)
@@ -165,6 +175,7 @@ class SidePanel(QWidget):
         self.tta_check.toggled.connect(lambda v: self._emit("tta", bool(v)))
         self.target_scale_spin.valueChanged.connect(lambda v: self._emit("target_scale", float(v)))
         self.max_pixels_spin.valueChanged.connect(lambda v: self._emit("max_megapixels", int(v)))
+        self.threads_spin.valueChanged.connect(lambda v: self._emit("threads", int(v)))
         self._connect_combo(self.alpha_combo, "alpha_mode")
         return group
 
@@ -260,6 +271,7 @@ class SidePanel(QWidget):
             self.target_scale_spin.setValue(c.target_scale)
             _select_data(self.alpha_combo, c.alpha_mode)
             self.max_pixels_spin.setValue(c.max_megapixels)
+            self.threads_spin.setValue(c.threads)
             self._output_dir = c.output_dir
             self.output_dir_edit.setText(c.output_dir)
             self.output_dir_edit.setCursorPosition(0)  # show the start of a long path

@@ -44,6 +44,7 @@ class Choices:
     target_scale: float = 0.0  # 0 = the model's own scale
     alpha_mode: str = "model"
     max_megapixels: int = DEFAULT_MAX_MEGAPIXELS  # larger inputs are refused; 0 = no limit
+    threads: int = 0  # CPU threads for the model; 0 = automatic (what torch picks)
     show_advanced: bool = False
     output_dir: str = ""  # "" = an ``upscaled`` folder beside each input
     format: str = "png"

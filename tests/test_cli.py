@@ -64,7 +64,7 @@ def test_single_file_to_a_named_output_with_format_and_scale(tmp_path, model_pat
     assert run("a.png", "-o", "big.jpg", "--model", str(model_path), "--quality", "80") == 0
     with Image.open(tmp_path / "big.jpg") as im:
         assert im.format == "JPEG" and im.size == (60, 40)
-    assert run("a.png", "--model", str(model_path), "--scale", "1", "--format", "webp") == 0
+    assert run("a.png", "--model", str(model_path), "--scale", "1", "-f", "webp", "--threads", "1") == 0
     assert Image.open(tmp_path / "a_x1.webp").size == (30, 20)
 
 
@@ -298,6 +298,10 @@ def test_a_named_output_decides_the_format(tmp_path, model_path, capsys):
         ),
         (["--overlap", "-1"], "--overlap must be a whole number of pixels, 0 or more, got -1"),
         (["--batch", "0"], "--batch must be a whole number, at least 1, got 0"),
+        (
+            ["--threads", "0"],
+            '--threads must be "auto" or a whole number of threads, at least 1, got 0',
+        ),
     ],
 )
 def test_bad_settings_are_said_with_the_option_the_user_typed(tmp_path, argv, said, capsys):

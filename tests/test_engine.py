@@ -492,6 +492,34 @@ def test_tta_averages_the_eight_transforms(compact4, photo):
     assert not np.array_equal(out, whole(compact4, image))
 
 
+class _ThreadsSeen(torch.nn.Module):
+    """Records torch's CPU thread count at each forward."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.seen: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(torch.get_num_threads())
+        return self.inner(x)
+
+
+def test_threads_set_the_cpu_thread_count_for_the_call_only(compact4, photo):
+    wrapper = _ThreadsSeen(compact4.model)
+    desc = _wrapped(compact4, wrapper)
+    before = torch.get_num_threads()
+    want = 2 if before != 2 else 3
+    engine.upscale_array(desc, photo[:40, :40], engine.UpscaleOptions(tile=32, threads=want))
+    assert wrapper.seen and set(wrapper.seen) == {want}
+    assert torch.get_num_threads() == before
+    wrapper.seen.clear()
+    engine.upscale_array(desc, photo[:40, :40], engine.UpscaleOptions(tile=32))
+    assert set(wrapper.seen) == {before}  # None: torch's own choice, untouched
+    with pytest.raises(ValueError, match="threads"):
+        engine.UpscaleOptions(threads=0)
+
+
 def test_cancel_before_a_tile_raises(compact4, photo):
     token = engine.CancelToken()
     seen = []

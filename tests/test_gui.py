@@ -919,6 +919,20 @@ def test_same_as_input_keeps_each_files_format(qtbot, window, tmp_path, tiny_mod
     assert Image.open(out / "drawing_upscaled.png").format == "PNG"
 
 
+def test_cpu_threads_reach_the_engine_and_are_remembered(qtbot, tmp_path):
+    """The app's "CPU threads", as ``nexus-upscale --threads``: Automatic leaves torch's choice."""
+    window = make_window(qtbot, tmp_path)
+    panel = window.side_panel
+    assert panel.threads_spin.value() == 0 and panel.threads_spin.text() == "Automatic"
+    assert window.controller.options().threads is None
+    panel.threads_spin.setValue(2)
+    assert window.controller.options().threads == 2
+    window.close()
+    reopened = make_window(qtbot, tmp_path)
+    assert reopened.side_panel.threads_spin.value() == 2
+    assert reopened.controller.options().threads == 2
+
+
 def test_max_pixels_refuses_a_larger_image_and_is_remembered(qtbot, tmp_path, tiny_model):
     """The app's own "Max pixels" setting, as ``nexus-upscale --max-pixels``."""
     window = make_window(qtbot, tmp_path)

@@ -112,6 +112,16 @@ def test_build_options_keeps_the_preset_for_missing_controls_and_a_hosts_device(
     assert build_options("cpu", fallback_device="cuda:3").device == "cpu"  # the preset's wins
 
 
+def test_threads_come_from_a_preset_or_a_control(config_dir):
+    """CPU threads: "auto" (torch's own choice) unless a preset or a face's control says."""
+    assert preset_settings("balanced").get("threads") is None
+    write_user(config_dir, "[background]\nthreads = 2\n")
+    assert build_options("background").threads == 2
+    assert build_options("background", threads=3).threads == 3
+    assert build_options("background", threads="auto").threads is None
+    assert build_options(None, threads=None).threads is None
+
+
 def test_user_preset_adds_and_changes(config_dir):
     path = write_user(
         config_dir,
@@ -146,6 +156,7 @@ def test_user_preset_adds_and_changes(config_dir):
         ('tta = "yes"', "tta", "true or false"),
         ("batch = 0", "batch", ">= 1"),
         ("batch = 1.5", "batch", ">= 1"),
+        ("threads = 0", "threads", "threads >= 1"),
         ("tiles = 256", "tiles", "unknown field"),
         ("tile = 64\noverlap = 40", "overlap", "half the tile"),
     ],
