@@ -10,7 +10,8 @@ ComfyUI's conventions, which these functions speak:
 - ``MASK`` is a float tensor ``(B, H, W)`` (or ``(H, W)``) where 1 means masked, i.e.
   transparent: ComfyUI's "Load Image" gives ``mask = 1 - alpha``, and a 64 x 64 zero mask for an
   image without alpha.
-- ``UPSCALE_MODEL`` is a ``spandrel.ImageModelDescriptor``.
+- ``UPSCALE_MODEL`` is a ``spandrel.ImageModelDescriptor``; newer ComfyUI versions attach a
+  ``.patcher`` to it (see ``management``), which these functions never need.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from spandrel import ImageModelDescriptor, ModelTiling
 
 from ..core import engine, loading, presets, zoo
+from ..core.errors import ModelNotFoundError
 from ..core.model_info import format_count, parameter_count
 
 PRESET = "preset"
@@ -51,23 +53,46 @@ def load_upscale_model(path: str | PathLike[str]) -> ImageModelDescriptor:
     return descriptor.eval()
 
 
-SHIPPED_SUFFIX = " (shipped with NEXUS)"
-"""Marks the models that ship in the package's ``weights/`` in the loader's list."""
+SHIPPED_PREFIX = "NEXUS/"
+"""Marks the models that ship in the package's ``weights/`` in the loader's list:
+``NEXUS/hyresr-real-x4``. Short, and stable as long as the file keeps its name; it can never
+equal an entry of ``models/upscale_models``, which always ends in a file extension."""
+
+LEGACY_SHIPPED_SUFFIX = " (shipped with NEXUS)"
+"""How the loader named shipped models before; workflows saved then still load."""
 
 
 def model_choices(upscale_model_files: list[str]) -> list[str]:
-    """The loader's list: our shipped models first (default first), then ComfyUI's files."""
-    shipped = zoo.list_shipped_models()
-    default = zoo.default_model_name()
-    shipped.sort(key=lambda m: (m.name != default, m.name))
-    return [m.name + SHIPPED_SUFFIX for m in shipped] + list(upscale_model_files)
+    """The loader's list: our shipped models first (recommended order), then ComfyUI's files."""
+    shipped = [SHIPPED_PREFIX + m.name for m in zoo.list_shipped_models()]
+    return shipped + list(upscale_model_files)
+
+
+def shipped_model_name(choice: str) -> str | None:
+    """The shipped model's name in a loader choice (current or legacy spelling), else None."""
+    if choice.startswith(SHIPPED_PREFIX):
+        return choice[len(SHIPPED_PREFIX) :]
+    if choice.endswith(LEGACY_SHIPPED_SUFFIX):
+        return choice[: -len(LEGACY_SHIPPED_SUFFIX)]
+    return None
 
 
 def shipped_model_path(choice: str) -> str | None:
-    """The file of a shipped model picked in the loader's list, or None for a ComfyUI file."""
-    if not choice.endswith(SHIPPED_SUFFIX):
+    """The file of a shipped model picked in the loader's list, or None for a ComfyUI file.
+
+    Raises ``ModelNotFoundError`` for a shipped name that is not (or no longer) in ``weights/``.
+    """
+    name = shipped_model_name(choice)
+    if name is None:
         return None
-    return str(zoo.resolve_model(choice[: -len(SHIPPED_SUFFIX)]))
+    shipped = zoo.list_shipped_models()
+    for model in shipped:
+        if model.name == name:  # a name only: a workflow never reaches a file outside weights/
+            return str(model.path)
+    listing = ", ".join(SHIPPED_PREFIX + m.name for m in shipped) or "none"
+    raise ModelNotFoundError(
+        f"{choice!r}: no such model ships with NEXUS in {zoo.weights_dir()}; shipped: {listing}"
+    )
 
 
 count_parameters = parameter_count  # the name the node tests and older callers use
@@ -161,21 +186,30 @@ def build_options(
     return presets.build_options(preset, fallback_device=str(device), **overrides)
 
 
-def memory_estimate(
+def working_memory(
     descriptor: ImageModelDescriptor, image: torch.Tensor, tile: int | None = None
 ) -> int:
-    """Bytes to ask ComfyUI's model management to free before upscaling ``image`` (B, H, W, C).
+    """Bytes an upscale of ``image`` (B, H, W, C) needs besides the weights: the input and
+    output batch and the activations of one tile.
 
-    The weights, the input and output batch, and the activations of one tile. The activation
-    factor is the one ComfyUI's built-in upscale node uses: a deliberate over-estimate, since
-    freeing too little ends in an out-of-memory fallback that costs more than unloading a model.
+    The activation factor is the one ComfyUI's built-in upscale node uses: a deliberate
+    over-estimate, since freeing too little ends in an out-of-memory fallback that costs more
+    than unloading a model.
     """
-    weights = sum(p.numel() * p.element_size() for p in descriptor.model.parameters())
     side = tile if tile else 512
     per_tile = side * side * 3 * 4 * max(descriptor.scale, 1) * 384
     in_bytes = image.nelement() * 4
     out_bytes = in_bytes * descriptor.scale * descriptor.scale
-    return int(weights + per_tile + in_bytes + out_bytes)
+    return int(per_tile + in_bytes + out_bytes)
+
+
+def memory_estimate(
+    descriptor: ImageModelDescriptor, image: torch.Tensor, tile: int | None = None
+) -> int:
+    """Bytes to ask ComfyUI to free before upscaling ``image``: the weights plus
+    ``working_memory`` (for a model without a patcher, which model management does not count)."""
+    weights = sum(p.numel() * p.element_size() for p in descriptor.model.parameters())
+    return int(weights + working_memory(descriptor, image, tile))
 
 
 # --- masks and alpha ---------------------------------------------------------------------------
@@ -206,6 +240,17 @@ def alpha_to_mask(alpha: torch.Tensor) -> torch.Tensor:
     return (1.0 - alpha[:, 0]).clamp(0.0, 1.0)
 
 
+def _constant_per_image(alpha: torch.Tensor, batch: int) -> torch.Tensor | None:
+    """alpha (B or 1, H, W) or (H, W): its value per image (batch,) if each image has one."""
+    flat = alpha.reshape(-1, alpha.shape[-2] * alpha.shape[-1])
+    low, high = flat.amin(dim=1), flat.amax(dim=1)
+    if low.numel() not in (1, batch):
+        raise ValueError(f"the mask batch ({low.numel()}) does not match the image batch ({batch})")
+    if not torch.equal(low, high):
+        return None
+    return low.expand(batch)
+
+
 # --- upscaling ---------------------------------------------------------------------------------
 
 
@@ -223,7 +268,9 @@ def upscale_images(
     images: (B, H, W, C) float 0..1, C = 3, or 4 with alpha in the last channel.
     mask: optional ComfyUI ``MASK`` (B or 1, h, w), 1 = transparent; it wins over a 4th channel.
     Returns ``(image, mask)``: image (B, H', W', 3) float 0..1 on the CPU and mask (B, H', W');
-    without a mask or alpha channel the mask is all zeros (opaque), the size of the output.
+    without a mask or alpha channel the mask is all zeros (opaque), the size of the output. A
+    mask or alpha that is one value over an image (all zero, all one, the 64 x 64 placeholder)
+    is not upscaled: the output mask keeps that exact value.
     ``progress(done, total)`` is called per tile; ``cancel`` stops between tiles
     (``UpscaleCancelled``). The model is left on the device and dtype it came with.
     """
@@ -231,11 +278,18 @@ def upscale_images(
         raise ValueError(f"an IMAGE has shape (B, H, W, 3 or 4), got {tuple(images.shape)}")
     batch, height, width, channels = images.shape
     x = images.to(device="cpu", dtype=torch.float32).movedim(-1, 1)  # (B, C, H, W)
-    alpha = None
+    # A mask with nothing to say (all opaque, all transparent, "Load Image"'s placeholder for
+    # an RGB file) would cost a second model pass and come back a little off its value (opaque
+    # 255 saved as 254): its value is kept instead, per image, read before any resizing.
+    alpha = constant = None
     if mask is not None:
-        alpha = mask_to_alpha(mask, batch, height, width)
+        constant = _constant_per_image(1.0 - mask.to(device="cpu", dtype=torch.float32), batch)
+        if constant is None:
+            alpha = mask_to_alpha(mask, batch, height, width)
     elif channels == 4:
-        alpha = x[:, 3:4]
+        constant = _constant_per_image(x[:, 3], batch)
+        if constant is None:
+            alpha = x[:, 3:4]
     rgb = x[:, :3]
     x = rgb if alpha is None else torch.cat([rgb, alpha], dim=1)
 
@@ -247,6 +301,8 @@ def upscale_images(
     image = out[:, :3].movedim(1, -1).contiguous()
     if alpha is not None:
         out_mask = alpha_to_mask(out[:, 3:4])
+    elif constant is not None:
+        out_mask = (1.0 - constant).view(-1, 1, 1).expand(batch, *out.shape[2:]).contiguous()
     else:
         out_mask = torch.zeros(out.shape[0], out.shape[2], out.shape[3])
     return image, out_mask

@@ -8,20 +8,23 @@ Imported only by ``comfy_entrypoint`` inside a running ComfyUI (it needs ``comfy
 
 from __future__ import annotations
 
-import comfy.model_management as model_management
-import comfy.utils
 import folder_paths
 import torch
 from comfy_api.v0_0_2 import ComfyExtension, io
 from spandrel import ImageModelDescriptor
 
-from . import logic
+from ..core.errors import ModelNotFoundError
+from . import logic, management
 
 CATEGORY = "image/upscaling/NEXUS"
 
+UPSCALE_MODEL_TOOLTIP = (
+    "An upscale model from a loader: NEXUS Load Upscale Model or ComfyUI's Load Upscale Model."
+)
+
 
 class NEXUSUpscaleModelLoader(io.ComfyNode):
-    """Load a model from ``models/upscale_models`` and tell what it is."""
+    """Load a shipped model or one from ``models/upscale_models`` and tell what it is."""
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -30,41 +33,67 @@ class NEXUSUpscaleModelLoader(io.ComfyNode):
             display_name="NEXUS Load Upscale Model",
             category=CATEGORY,
             description=(
-                "Loads a model shipped with NEXUS Upscaler, or a NEXUS, HyReSR-MoE or any spandrel "
-                "upscale model from models/upscale_models. The output is ComfyUI's UPSCALE_MODEL, usable by the "
-                "built-in upscale node too; info names the architecture, scale, size and "
-                "precisions."
+                "Loads a model shipped with NEXUS Upscaler (NEXUS/...), or a NEXUS, HyReSR-MoE "
+                "or any spandrel upscale model from models/upscale_models. The output is "
+                "ComfyUI's UPSCALE_MODEL, usable by the built-in upscale node too."
             ),
             inputs=[
                 io.Combo.Input(
                     "model_name",
                     options=logic.model_choices(folder_paths.get_filename_list("upscale_models")),
+                    tooltip="NEXUS/... are the models shipped with NEXUS Upscaler, recommended "
+                    "first (hyresr-real: photos with JPEG blocks or noise; hyresr/nexus: clean "
+                    "images). The others are files in models/upscale_models.",
                 ),
             ],
             outputs=[
-                io.UpscaleModel.Output(display_name="upscale_model"),
-                io.String.Output(display_name="info"),
+                io.UpscaleModel.Output(
+                    display_name="upscale_model",
+                    tooltip="The loaded model, for the NEXUS upscale nodes or ComfyUI's "
+                    "Upscale Image (using Model).",
+                ),
+                io.String.Output(
+                    display_name="info",
+                    tooltip="What the model is: architecture, scale, parameters, precisions, "
+                    "channels, e.g. 'NEXUS x4 | 1.23M parameters | fp32, fp16, bf16 | 3 -> 3 "
+                    "channels'.",
+                ),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, model_name: str) -> bool | str:
+        # Replaces ComfyUI's "value not in list" check for model_name, so that workflows saved
+        # with the old "<name> (shipped with NEXUS)" spelling still run.
+        try:
+            if logic.shipped_model_path(model_name) is not None:
+                return True
+        except ModelNotFoundError as e:
+            return str(e)
+        if model_name in folder_paths.get_filename_list("upscale_models"):
+            return True
+        return f"model_name: {model_name!r} is not in models/upscale_models"
 
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
         path = logic.shipped_model_path(model_name) or folder_paths.get_full_path_or_raise(
             "upscale_models", model_name
         )
-        descriptor = logic.load_upscale_model(path)
+        descriptor = management.load_upscale_model(path)
         return io.NodeOutput(descriptor, logic.model_info(descriptor))
 
 
 def _upscale_inputs(preset_names: list[str]) -> list[io.Input]:
     return [
-        io.UpscaleModel.Input("upscale_model"),
-        io.Image.Input("image"),
+        io.UpscaleModel.Input("upscale_model", tooltip=UPSCALE_MODEL_TOOLTIP),
+        io.Image.Input("image", tooltip="The images to upscale (a batch is fine)."),
         io.Combo.Input(
             "preset",
             options=preset_names,
             default=preset_names[0] if preset_names else None,
-            tooltip="Tile size, overlap, precision and TTA as a named bundle (core presets).",
+            tooltip="Tile size, overlap, precision and TTA as a named bundle: balanced (the "
+            "default), fast, quality (TTA, 8x slower), low-memory, cpu. The inputs below "
+            "override single values.",
         ),
     ]
 
@@ -78,7 +107,8 @@ def _override_inputs() -> list[io.Input]:
             max=8192,
             step=8,
             optional=True,
-            tooltip="Tile size in input pixels; 0 keeps the preset's (automatic by default).",
+            tooltip="Tile size in input pixels. 0 = the preset's (automatic: as large as memory "
+            "allows). Smaller tiles use less memory.",
         ),
         io.Int.Input(
             "overlap",
@@ -87,21 +117,24 @@ def _override_inputs() -> list[io.Input]:
             max=512,
             step=1,
             optional=True,
-            tooltip="Overlap between tiles in input pixels; -1 keeps the preset's.",
+            tooltip="Overlap between tiles in input pixels, blended so no seams show. "
+            "-1 = the preset's (32 for balanced).",
         ),
         io.Combo.Input(
             "precision",
             options=logic.PRECISION_CHOICES,
             default=logic.PRESET,
             optional=True,
-            tooltip="Compute precision; 'auto' picks fp16/bf16 where the model and device allow.",
+            tooltip="Compute precision. preset = the preset's; auto = fp16/bf16 where the model "
+            "and GPU allow, else fp32.",
         ),
         io.Combo.Input(
             "tta",
             options=logic.TTA_CHOICES,
             default=logic.PRESET,
             optional=True,
-            tooltip="Test-time augmentation (8 flips/rotations averaged): better, 8x slower.",
+            tooltip="Test-time augmentation: 8 flips/rotations averaged, slightly better, 8x "
+            "slower. preset = the preset's.",
         ),
     ]
 
@@ -111,23 +144,29 @@ def _alpha_inputs() -> list[io.Input]:
         io.Mask.Input(
             "mask",
             optional=True,
-            tooltip="Alpha as a ComfyUI mask (1 = transparent, as 'Load Image' gives it); it "
-            "is upscaled with the image and comes out as the mask output.",
+            tooltip="Alpha as a ComfyUI mask (1 = transparent, as Load Image gives it); it is "
+            "upscaled with the image and comes out as the mask output. A mask that is one "
+            "value everywhere (an RGB file's) is passed through without a model pass.",
         ),
         io.Combo.Input(
             "alpha_mode",
             options=logic.ALPHA_CHOICES,
             default="model",
             optional=True,
-            tooltip="How the mask is upscaled: by the model (sharp edges) or by resizing.",
+            tooltip="How the mask is upscaled: model = by the model (sharp edges), resize = "
+            "by plain interpolation (faster).",
         ),
     ]
 
 
 def _outputs() -> list[io.Output]:
     return [
-        io.Image.Output(display_name="image"),
-        io.Mask.Output(display_name="mask"),
+        io.Image.Output(display_name="image", tooltip="The upscaled images (RGB)."),
+        io.Mask.Output(
+            display_name="mask",
+            tooltip="The upscaled mask (1 = transparent), the size of the image; all 0 "
+            "(opaque) when no mask came in. Join Image with Alpha makes an RGBA image of both.",
+        ),
     ]
 
 
@@ -137,27 +176,8 @@ def _run(
     mask: torch.Tensor | None,
     **option_widgets: object,
 ) -> io.NodeOutput:
-    """Shared body of both upscale nodes: free memory, run the engine, tick the progress bar."""
-    device = model_management.get_torch_device()
-    options = logic.build_options(device=device, **option_widgets)  # type: ignore[arg-type]
-    model_management.free_memory(logic.memory_estimate(upscale_model, image, options.tile), device)
-    model_management.throw_exception_if_processing_interrupted()
-    pbar = comfy.utils.ProgressBar(1)
-
-    def progress(done: int, total: int) -> None:
-        # Raises ComfyUI's InterruptProcessingException when the user pressed Cancel; it passes
-        # through the engine untouched, so ComfyUI reports the prompt as interrupted.
-        model_management.throw_exception_if_processing_interrupted()
-        pbar.update_absolute(done, total)
-
-    out_image, out_mask = logic.upscale_images(
-        upscale_model, image, options, mask=mask, progress=progress
-    )
-    model_management.soft_empty_cache()
-    return io.NodeOutput(
-        out_image.to(model_management.intermediate_device()),
-        out_mask.to(model_management.intermediate_device()),
-    )
+    """Shared body of both upscale nodes (``management.upscale``)."""
+    return io.NodeOutput(*management.upscale(upscale_model, image, mask, **option_widgets))
 
 
 class NEXUSUpscaleImage(io.ComfyNode):
@@ -183,7 +203,8 @@ class NEXUSUpscaleImage(io.ComfyNode):
                     max=16.0,
                     step=0.05,
                     optional=True,
-                    tooltip="Output size as a multiple of the input; 0 = the model's scale.",
+                    tooltip="Output size as a multiple of the input. 0 = the model's own scale "
+                    "(x4 for a x4 model); another value runs the model, then resizes.",
                 ),
                 *_override_inputs(),
                 *_alpha_inputs(),
@@ -234,7 +255,15 @@ class NEXUSUpscaleImageBy(io.ComfyNode):
             ),
             inputs=[
                 *_upscale_inputs(logic.preset_names()),
-                io.Float.Input("factor", default=2.0, min=0.25, max=16.0, step=0.05),
+                io.Float.Input(
+                    "factor",
+                    default=2.0,
+                    min=0.25,
+                    max=16.0,
+                    step=0.05,
+                    tooltip="Output size as a multiple of the input, e.g. 2 with a x4 model: "
+                    "the model runs at its own scale, then the result is resized.",
+                ),
                 *_override_inputs(),
                 *_alpha_inputs(),
             ],

@@ -90,15 +90,38 @@ def test_loader_offers_shipped_models_first_and_loads_them(nexus_path, tmp_path,
     monkeypatch.setenv(zoo.WEIGHTS_DIR_ENV, str(weights))
 
     choices = logic.model_choices(["4x-UltraSharp.pth"])
-    assert choices == [
-        "nexus-x4" + logic.SHIPPED_SUFFIX,
-        "another-x4" + logic.SHIPPED_SUFFIX,
-        "4x-UltraSharp.pth",
-    ]
+    assert choices == ["NEXUS/nexus-x4", "NEXUS/another-x4", "4x-UltraSharp.pth"]
     assert logic.shipped_model_path("4x-UltraSharp.pth") is None
     path = logic.shipped_model_path(choices[0])
     assert Path(path) == weights / "nexus-x4.safetensors"
     assert logic.load_upscale_model(path).scale == 4
+
+
+def test_workflows_saved_with_the_old_shipped_name_still_load(nexus_path, tmp_path, monkeypatch):
+    from nexus_upscaler.core import zoo
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "nexus-x4.safetensors").write_bytes(nexus_path.read_bytes())
+    monkeypatch.setenv(zoo.WEIGHTS_DIR_ENV, str(weights))
+    old = logic.shipped_model_path("nexus-x4 (shipped with NEXUS)")
+    assert (
+        old == logic.shipped_model_path("NEXUS/nexus-x4") == str(weights / "nexus-x4.safetensors")
+    )
+
+
+@pytest.mark.parametrize(
+    "choice", ["NEXUS/no-such-model", "NEXUS/../weights/nexus-x4.safetensors", "NEXUS/" + "/etc"]
+)
+def test_a_shipped_name_reaches_only_a_shipped_model(choice, nexus_path, tmp_path, monkeypatch):
+    from nexus_upscaler.core import ModelNotFoundError, zoo
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "nexus-x4.safetensors").write_bytes(nexus_path.read_bytes())
+    monkeypatch.setenv(zoo.WEIGHTS_DIR_ENV, str(weights))
+    with pytest.raises(ModelNotFoundError, match="shipped: NEXUS/nexus-x4"):
+        logic.shipped_model_path(choice)
 
 
 def test_loader_reads_any_spandrel_checkpoint(compact_path):
@@ -251,17 +274,49 @@ def test_rgba_image_alpha_comes_out_as_the_mask(model):
     assert mask[:, :, :16].min() > 0.95 and mask[:, :, 24:].max() < 0.05
 
 
-def test_load_image_placeholder_mask_means_opaque(model):
-    # "Load Image" gives a 64 x 64 zero mask for an image without alpha; one mask, two images.
-    options = logic.build_options("balanced", device="cpu", alpha_mode="resize")
-    out, mask = logic.upscale_images(model, _image(batch=2), options, mask=torch.zeros(64, 64))
-    assert out.shape == (2, 48, 40, 3) and mask.shape == (2, 48, 40)
-    assert mask.abs().max() < 1e-6
+@pytest.mark.parametrize(
+    ("mask", "value"),
+    [
+        (torch.zeros(64, 64), 0.0),  # "Load Image"'s placeholder for an RGB file
+        (torch.zeros(1, 12, 10), 0.0),  # all opaque
+        (torch.ones(2, 12, 10), 1.0),  # all transparent
+        (None, 0.0),  # an RGBA image whose alpha is all opaque (4th channel)
+    ],
+    ids=["placeholder", "all-zero", "all-one", "opaque-rgba"],
+)
+def test_a_mask_with_nothing_to_say_costs_no_model_pass(model, mask, value):
+    images = _image(batch=2)
+    if mask is None:
+        images = torch.cat([images, torch.ones(2, 12, 10, 1)], dim=-1)
+    options = logic.build_options("balanced", device="cpu", precision="fp32", alpha_mode="model")
+    plain_calls: list[tuple[int, int]] = []
+    calls: list[tuple[int, int]] = []
+    plain, _ = logic.upscale_images(
+        model, images[..., :3], options, progress=lambda *a: plain_calls.append(a)
+    )
+    out, out_mask = logic.upscale_images(
+        model, images, options, mask=mask, progress=lambda *a: calls.append(a)
+    )
+    assert calls[-1][1] == plain_calls[-1][1]  # as many passes as without a mask
+    assert torch.equal(out, plain)
+    assert out_mask.shape == (2, 48, 40)
+    assert torch.all(out_mask == value)  # exactly: opaque pixels are saved as 255, not 254
 
 
-def test_mask_batch_must_match():
+def test_one_constant_mask_per_image_keeps_each_value(model):
+    mask = torch.stack([torch.zeros(12, 10), torch.full((12, 10), 0.25)])
+    options = logic.build_options("balanced", device="cpu", alpha_mode="model")
+    _, out_mask = logic.upscale_images(model, _image(batch=2), options, mask=mask)
+    assert torch.all(out_mask[0] == 0.0) and torch.all(out_mask[1] == 0.25)
+
+
+def test_mask_batch_must_match(model):
     with pytest.raises(ValueError, match="mask batch"):
         logic.mask_to_alpha(torch.zeros(3, 8, 8), batch=2, height=8, width=8)
+    options = logic.build_options("balanced", device="cpu")
+    for mask in (torch.zeros(3, 12, 10), _half_transparent_mask().expand(3, 12, 10)):
+        with pytest.raises(ValueError, match="mask batch"):
+            logic.upscale_images(model, _image(batch=2), options, mask=mask)
 
 
 def test_memory_estimate_grows_with_the_image(model):
@@ -394,20 +449,57 @@ def _tiny_nexus_arch_id() -> str:
 
 
 def test_loader_node_lists_the_folder_and_feeds_the_builtin_node(comfy, model_folder):
-    nodes = comfy["nodes"]
+    nodes, mm = comfy["nodes"], comfy["comfy"].model_management
     schema = nodes.NEXUSUpscaleModelLoader.GET_SCHEMA()
     assert "nexus_tiny_x4.safetensors" in schema.inputs[0].options
     out = nodes.NEXUSUpscaleModelLoader.execute("nexus_tiny_x4.safetensors")
     descriptor, info = out.args
     assert info == logic.model_info(descriptor)
+    # what this ComfyUI offers: 0.3.64 has ModelPatcher (no CoreModelPatcher yet)
+    patchers = comfy["comfy"].model_patcher
+    expected = getattr(patchers, "CoreModelPatcher", None) or patchers.ModelPatcher
+    assert type(descriptor.patcher) is expected and descriptor.patcher.model is descriptor.model
+    assert descriptor.patcher.load_device == mm.get_torch_device()
 
     from comfy_extras.nodes_upscale_model import ImageUpscaleWithModel, UpscaleModelLoader
 
     builtin = ImageUpscaleWithModel.execute(descriptor, _image()).args[0]
     assert builtin.shape == (1, 48, 40, 3)
-    # and the built-in loader opens our checkpoint (registered through the entrypoint)
+    # and the built-in loader opens our checkpoint (registered through the entrypoint) ...
     theirs = UpscaleModelLoader.execute("nexus_tiny_x4.safetensors").args[0]
     assert theirs.architecture.id == descriptor.architecture.id
+    # ... for our upscale node, whatever it attached (0.3.64: nothing)
+    image, _ = nodes.NEXUSUpscaleImage.execute(theirs, _image(), "balanced").args
+    assert image.shape == (1, 48, 40, 3)
+
+
+def test_model_management_places_and_frees_our_model(comfy, model_folder):
+    nodes, mm = comfy["nodes"], comfy["comfy"].model_management
+    descriptor = nodes.NEXUSUpscaleModelLoader.execute("nexus_tiny_x4.safetensors").args[0]
+
+    def managed() -> bool:
+        return any(loaded.model is descriptor.patcher for loaded in mm.current_loaded_models)
+
+    first = nodes.NEXUSUpscaleImage.execute(descriptor, _image(), "balanced", precision="fp32")
+    assert managed()  # loaded through load_models_gpu, so ComfyUI can unload it for others
+    mm.unload_all_models()
+    assert not managed()
+    again = nodes.NEXUSUpscaleImage.execute(descriptor, _image(), "balanced", precision="fp32")
+    torch.testing.assert_close(again.args[0], first.args[0])
+    assert descriptor.dtype == torch.float32
+
+
+def test_loader_validates_current_and_old_shipped_names(comfy, model_folder):
+    loader = comfy["nodes"].NEXUSUpscaleModelLoader
+    shipped = logic.model_choices([])[0]
+    assert shipped.startswith("NEXUS/")
+    old = shipped.removeprefix("NEXUS/") + " (shipped with NEXUS)"
+    assert loader.validate_inputs(shipped) is True
+    assert loader.validate_inputs(old) is True  # saved by earlier versions
+    assert loader.validate_inputs("nexus_tiny_x4.safetensors") is True
+    assert "not in models/upscale_models" in loader.validate_inputs("missing.pth")
+    assert "no such model ships" in loader.validate_inputs("NEXUS/missing")
+    assert loader.execute(old).args[0].scale == loader.execute(shipped).args[0].scale
 
 
 def test_upscale_node_ticks_progress_and_obeys_interrupt(comfy, model_folder):
