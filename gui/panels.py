@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -66,6 +67,18 @@ def _combo(name: str, items: list[tuple[str, Any]]) -> QComboBox:
     return combo
 
 
+class _TypingFirst(QObject):
+    """Lets a combo box have the plain keys typed into it (its search by first letter) before
+    the window's one-key shortcuts (F for fit, 1 for 1:1) take them."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
+            plain = not event.modifiers() & ~Qt.KeyboardModifier.ShiftModifier
+            if plain and event.text().isprintable() and event.text():
+                event.accept()
+        return False
+
+
 def _select_data(combo: QComboBox, data: Any) -> None:
     index = combo.findData(data)
     if index >= 0:
@@ -89,6 +102,9 @@ class SidePanel(QWidget):
         layout.addWidget(self._options_group(devices))
         layout.addWidget(self._output_group())
         layout.addStretch(1)
+        self._typing_first = _TypingFirst(self)
+        for combo in self.findChildren(QComboBox):
+            combo.installEventFilter(self._typing_first)
 
     # --- groups --------------------------------------------------------------------------------
 

@@ -125,6 +125,8 @@ class QueuePanel(QWidget):
             "Upscale the selected images again with the current model and options; "
             "earlier results are kept",
         )
+        # Delete removes rows only where the queue has the focus, not from a combo box.
+        self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.remove_action.triggered.connect(
             lambda: self.remove_requested.emit(self.selected_rows())
         )

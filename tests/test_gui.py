@@ -147,11 +147,13 @@ def wait_for_probe(qtbot, window):
     """Every queued file has been checked (a thumbnail, or flagged unreadable) and the check's
     notice is shown."""
     qtbot.waitUntil(
-        lambda: all(
-            i.thumbnail is not None or i.status is Status.FAILED
-            for i in window.controller.queue.items()
-        )
-        and window.controller._probe_pool.activeThreadCount() == 0,
+        lambda: (
+            all(
+                i.thumbnail is not None or i.status is Status.FAILED
+                for i in window.controller.queue.items()
+            )
+            and window.controller._probe_pool.activeThreadCount() == 0
+        ),
         timeout=RUN_TIMEOUT_MS,
     )
     QApplication.processEvents()  # the signals the check sent last
@@ -858,6 +860,33 @@ def test_zoom_steps_and_keys(qtbot, window, tmp_path):
     zoom = view.zoom
     qtbot.keyClicks(suffix, "x10f+")
     assert suffix.text() == "x10f+" and view.zoom == zoom
+
+
+def test_one_key_shortcuts_leave_the_side_panel_alone(qtbot, window, tmp_path):
+    """F, 1 and Delete act on the image and the queue, not while a combo box has the focus."""
+    drop(window, [write_png(tmp_path / "in" / f"{n}.png", 64, 48, seed=n) for n in range(2)])
+    wait_preview(qtbot, window, 0)
+    view = window.compare_view
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    view.zoom_in()
+    zoom = view.zoom
+
+    combo = window.side_panel.format_combo
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key.Key_T)  # the combo's own search by first letter
+    assert combo.currentData() == "tiff"
+    for key in (Qt.Key.Key_F, Qt.Key.Key_1, Qt.Key.Key_Delete):
+        qtbot.keyClick(combo, key)
+    assert view.zoom == zoom
+    assert window.controller.queue.rowCount() == 2
+
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_1)  # over the image they work
+    assert view.zoom == 1.0
+    window.queue_view.setFocus()
+    qtbot.keyClick(window.queue_view, Qt.Key.Key_Delete)
+    assert window.controller.queue.rowCount() == 1
 
 
 def test_show_advanced_options_is_remembered(qtbot, tmp_path):
