@@ -115,7 +115,9 @@ class MainWindow(QMainWindow):
         self.start_button.setToolTip("Upscale every image not done yet (Ctrl+Enter)")
         self.start_button.setDefault(True)
         self.cancel_button = QPushButton("Cancel", objectName="cancelButton")
-        self.cancel_button.setToolTip("Stop at the next tile; nothing partial is written (Esc)")
+        self.cancel_button.setToolTip(
+            "Stop before the model’s next step; nothing partial is written (Esc)"
+        )
         self.cancel_button.setEnabled(False)
         bar.addWidget(self.total_progress, 1)
         bar.addWidget(self.eta_label)
