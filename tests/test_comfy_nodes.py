@@ -23,7 +23,8 @@ from nexus_upscaler.core.archs import nexus_tiny
 from spandrel.architectures.Compact import Compact as SRVGGNetCompact
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOWS = ROOT / "workflows"
+TEMPLATES = ROOT / "example_workflows"  # UI format, what ComfyUI's template browser opens
+API_WORKFLOWS = ROOT / "api_workflows"  # the same graphs in API format, for POST /prompt
 
 
 def _tiny_nexus(scale: int = 4) -> torch.nn.Module:
@@ -347,7 +348,11 @@ def test_requirements_txt_matches_pyproject():
 
 
 def _api_workflows() -> list[Path]:
-    return sorted(WORKFLOWS.glob("*.api.json"))
+    return sorted(API_WORKFLOWS.glob("*.api.json"))
+
+
+def _templates() -> list[Path]:
+    return sorted(TEMPLATES.glob("*.json"))
 
 
 OUR_WIDGETS = {
@@ -356,6 +361,74 @@ OUR_WIDGETS = {
     "tta": lambda v: v in logic.TTA_CHOICES,
     "alpha_mode": lambda v: v in logic.ALPHA_CHOICES,
 }
+
+TEMPLATE_FOLDERS = ("example_workflows", "example", "examples", "workflow", "workflows")
+"""Where ComfyUI looks for a custom node's templates, in its order (app/custom_node_manager.py):
+it lists ``*.json`` of all of them and serves files from the first that exists."""
+
+
+def test_templates_are_where_comfyui_serves_them():
+    present = [name for name in TEMPLATE_FOLDERS if (ROOT / name).is_dir()]
+    assert present[0] == "example_workflows"
+    for name in present[1:]:  # nothing else gets listed as a template
+        assert not list((ROOT / name).glob("*.json")), f"{name}/ holds JSON ComfyUI would list"
+    files = sorted(p.name for p in TEMPLATES.iterdir())
+    stems = {p.stem for p in _templates()}
+    assert len(stems) >= 3
+    # each template has its thumbnail, <name>.jpg (the frontend asks for exactly that name)
+    assert files == sorted([f"{s}.json" for s in stems] + [f"{s}.jpg" for s in stems])
+    for stem in stems:
+        from PIL import Image
+
+        with Image.open(TEMPLATES / f"{stem}.jpg") as thumbnail:
+            assert thumbnail.format == "JPEG" and min(thumbnail.size) >= 256
+
+
+@pytest.mark.parametrize("path", _templates(), ids=lambda p: p.name)
+def test_template_is_a_ui_workflow_that_runs_as_shipped(path):
+    ui = json.loads(path.read_text(encoding="utf-8"))
+    assert {"nodes", "links", "version"} <= set(ui)  # UI format: the browser can open it
+    assert not any("class_type" in v for v in ui.values() if isinstance(v, dict))
+    shipped = logic.model_choices([])  # what our loader offers with no files of the user's
+    loaders = [n for n in ui["nodes"] if n["type"] == "NEXUSUpscaleModelLoader"]
+    assert loaders
+    for node in ui["nodes"]:
+        assert node["type"] != "UpscaleModelLoader", "its list holds only the user's files"
+        if node["type"] == "NEXUSUpscaleModelLoader":
+            assert node["widgets_values"][0] in shipped
+        if node["type"] == "LoadImage":  # ComfyUI ships input/example.png
+            assert node["widgets_values"][0] == "example.png"
+
+
+# frontend 1.27 (litegraph): title bar 30 px above pos; a slot row 20 px; a widget 20 + 4 px,
+# plus 8; an image preview widget at least 220 + 4 px; PreviewAny's text needs about 60 px
+TITLE, SLOT, WIDGET, PREVIEW = 30, 20, 24, 224
+SHOWS_IMAGE = {"LoadImage", "SaveImage", "PreviewImage"}
+EXTRA = {"PreviewAny": 64}
+
+
+def _min_height(node: dict) -> int:
+    slots = max(len(node.get("inputs", [])), len(node.get("outputs", [])))
+    widgets = len(node.get("widgets_values") or [])
+    height = slots * SLOT + widgets * WIDGET + (8 if widgets else 0)
+    return height + (PREVIEW if node["type"] in SHOWS_IMAGE else 0) + EXTRA.get(node["type"], 0)
+
+
+@pytest.mark.parametrize("path", _templates(), ids=lambda p: p.name)
+def test_template_nodes_keep_clear_of_each_other_with_previews_shown(path):
+    nodes = json.loads(path.read_text(encoding="utf-8"))["nodes"]
+    boxes = {}
+    for node in nodes:
+        (x, y), (w, h) = node["pos"], node["size"]
+        assert h >= _min_height(node), f"{node['title']} grows past its size"
+        boxes[node["title"]] = (x, y - TITLE, x + w, y + h)
+    titles = list(boxes)
+    for i, a in enumerate(titles):
+        for b in titles[i + 1 :]:
+            ax0, ay0, ax1, ay1 = boxes[a]
+            bx0, by0, bx1, by1 = boxes[b]
+            apart = ax1 + 10 <= bx0 or bx1 + 10 <= ax0 or ay1 + 10 <= by0 or by1 + 10 <= ay0
+            assert apart, f"{path.name}: {a!r} and {b!r} overlap"
 
 
 @pytest.mark.parametrize("path", _api_workflows(), ids=lambda p: p.name)
@@ -369,12 +442,20 @@ def test_api_workflow_is_wired_and_valid(path):
                 assert value[0] in prompt, f"{path.name}: {name} links to missing {value[0]}"
             elif node["class_type"].startswith("NEXUS") and name in OUR_WIDGETS:
                 assert OUR_WIDGETS[name](value), f"{path.name}: {name}={value!r}"
+            elif name == "model_name":
+                assert value in logic.model_choices([])
+
+
+def test_every_template_has_its_api_twin():
+    assert [p.name.replace(".api.json", "") for p in _api_workflows()] == [
+        p.stem for p in _templates()
+    ]
 
 
 @pytest.mark.parametrize("path", _api_workflows(), ids=lambda p: p.name)
 def test_ui_workflow_has_the_same_graph(path):
     prompt = json.loads(path.read_text(encoding="utf-8"))
-    ui = json.loads(path.with_name(path.name.replace(".api.json", ".json")).read_text("utf-8"))
+    ui = json.loads((TEMPLATES / path.name.replace(".api.json", ".json")).read_text("utf-8"))
     assert {str(n["id"]): n["type"] for n in ui["nodes"]} == {
         k: v["class_type"] for k, v in prompt.items()
     }
@@ -387,6 +468,9 @@ def test_ui_workflow_has_the_same_graph(path):
                 api_links.add((value[0], value[1], target, slots[name]))
     assert ui_links == api_links
     assert ui["last_node_id"] == max(int(k) for k in prompt)
+    for node in ui["nodes"]:  # the same widget values, in the schema's order
+        widgets = [v for v in prompt[str(node["id"])]["inputs"].values() if not isinstance(v, list)]
+        assert widgets == node["widgets_values"][: len(widgets)]
 
 
 def _ui_node(ui: dict, node_id: str) -> dict:
@@ -554,8 +638,9 @@ def _http(url: str, payload: dict | None = None) -> dict:
     return json.loads(body) if body else {}
 
 
-def _test_image(path: Path, size: tuple[int, int]) -> None:
-    """A real photo (Set5 baby) cut to ``size``, its left half made transparent (RGBA PNG)."""
+def _test_image(path: Path, size: tuple[int, int], transparent: bool = True) -> None:
+    """A real photo (Set5 baby) cut to ``size``, its left half made transparent (RGBA PNG), or
+    with ``transparent=False`` as it is (RGB PNG)."""
     from PIL import Image
 
     photo = ROOT.parent / "shared" / "datasets" / "Set5" / "baby.png"
@@ -563,6 +648,9 @@ def _test_image(path: Path, size: tuple[int, int]) -> None:
         image = Image.open(photo).convert("RGB").crop((200, 150, 200 + size[0], 150 + size[1]))
     else:  # a gradient, where the datasets are not beside the checkout
         image = Image.linear_gradient("L").resize(size).convert("RGB")
+    if not transparent:
+        image.save(path)
+        return
     alpha = Image.new("L", size, 255)
     alpha.paste(0, (0, 0, size[0] // 2, size[1]))
     image.putalpha(alpha)
@@ -572,7 +660,8 @@ def _test_image(path: Path, size: tuple[int, int]) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     """ComfyUI from COMFYUI_PATH on the CPU, with this checkout as a custom node under an
-    arbitrary folder name, a tiny NEXUS x4 checkpoint and RGBA test images; yields its URL."""
+    arbitrary folder name (its shipped models included), a tiny NEXUS x4 checkpoint in
+    models/upscale_models, and RGBA and RGB test images; yields its URL."""
     import subprocess
     import time
     import urllib.error
@@ -587,6 +676,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     save_model(_tiny_nexus(), base / "models/upscale_models/nexus_tiny_x4.safetensors")
     _test_image(base / "input" / "example.png", (64, 48))
     _test_image(base / "input" / "large.png", (256, 256))
+    _test_image(base / "input" / "opaque.png", (64, 48), transparent=False)
     port = _free_port()
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
     command = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port)]
@@ -595,7 +685,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     process = subprocess.Popen(command, cwd=comfy_path, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 600  # a busy 2-core machine took 3 minutes
         while True:
             try:
                 _http(f"{url}/object_info/NEXUSUpscaleImage")
@@ -632,14 +722,11 @@ def _saved(server: dict, entry: dict, node: str):
 
 
 def _workflow(name: str) -> dict:
-    return json.loads((WORKFLOWS / name).read_text(encoding="utf-8"))
+    return json.loads((API_WORKFLOWS / name).read_text(encoding="utf-8"))
 
 
 def test_server_runs_the_alpha_workflow(server):
-    prompt = _workflow("nexus_upscale_alpha.api.json")
-    # An untrained model turns alpha into noise; resizing keeps the halves checkable.
-    prompt["3"]["inputs"]["alpha_mode"] = "resize"
-    entry = _run_prompt(server, prompt)
+    entry = _run_prompt(server, _workflow("nexus_upscale_alpha.api.json"))  # as shipped
     assert entry["status"]["status_str"] == "success", entry["status"]
     saved = _saved(server, entry, "5")
     assert saved.size == (256, 192) and saved.mode == "RGBA"
@@ -647,31 +734,57 @@ def test_server_runs_the_alpha_workflow(server):
     assert alpha.crop((0, 0, 112, 192)).getextrema()[1] < 30  # transparent half
     assert alpha.crop((144, 0, 256, 192)).getextrema()[0] > 225  # opaque half
     info = "".join(entry["outputs"]["6"]["text"])
-    assert " x4 | " in info and "parameters" in info
+    assert info.startswith("HyReSR") and " x4 | " in info
+
+
+def test_server_alpha_workflow_on_an_rgb_image_stays_opaque(server):
+    prompt = _workflow("nexus_upscale_alpha.api.json")
+    prompt["1"]["inputs"]["image"] = "opaque.png"  # Load Image gives a 64 x 64 zero mask
+    entry = _run_prompt(server, prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    saved = _saved(server, entry, "5")
+    assert saved.size == (256, 192) and saved.getchannel("A").getextrema() == (255, 255)
+
+
+def test_server_runs_the_by_factor_and_builtin_node_templates(server):
+    entry = _run_prompt(server, _workflow("nexus_upscale_by_factor.api.json"))
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert _saved(server, entry, "4").size == (128, 96)  # x2 from a x4 model
+    entry = _run_prompt(server, _workflow("nexus_model_in_builtin_node.api.json"))
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert _saved(server, entry, "4").size == (256, 192)
+
+
+def test_server_runs_a_workflow_saved_with_the_old_model_name(server):
+    prompt = _workflow("nexus_upscale_by_factor.api.json")
+    name = prompt["2"]["inputs"]["model_name"].removeprefix("NEXUS/")
+    prompt["2"]["inputs"]["model_name"] = name + " (shipped with NEXUS)"
+    entry = _run_prompt(server, prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]
 
 
 def test_server_builtin_loader_opens_our_checkpoint_for_our_x2_node(server):
-    entry = _run_prompt(server, _workflow("nexus_upscale_by_factor.api.json"))
+    prompt = _workflow("nexus_upscale_by_factor.api.json")
+    prompt["2"] = {
+        "class_type": "UpscaleModelLoader",
+        "inputs": {"model_name": "nexus_tiny_x4.safetensors"},
+    }
+    entry = _run_prompt(server, prompt)
     assert entry["status"]["status_str"] == "success", entry["status"]
     assert _saved(server, entry, "4").size == (128, 96)
 
 
-def test_server_our_loader_feeds_the_builtin_upscale_node(server):
-    prompt = {
-        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
-        "2": {
-            "class_type": "NEXUSUpscaleModelLoader",
-            "inputs": {"model_name": "nexus_tiny_x4.safetensors"},
-        },
-        "3": {
-            "class_type": "ImageUpscaleWithModel",
-            "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]},
-        },
-        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "b"}},
-    }
-    entry = _run_prompt(server, prompt)
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    assert _saved(server, entry, "4").size == (256, 192)
+def test_server_serves_our_templates_and_thumbnails(server):
+    import urllib.request
+
+    listing = _http(f"{server['url']}/workflow_templates")
+    names = sorted(p.stem for p in TEMPLATES.glob("*.json"))
+    assert sorted(listing["nexus-upscaler-test"]) == names
+    for name in names:
+        base = f"{server['url']}/api/workflow_templates/nexus-upscaler-test/{name}"
+        assert _http(f"{base}.json") == json.loads((TEMPLATES / f"{name}.json").read_text())
+        with urllib.request.urlopen(f"{base}.jpg", timeout=30) as response:
+            assert response.read() == (TEMPLATES / f"{name}.jpg").read_bytes()
 
 
 def test_server_interrupt_stops_a_running_upscale(server):
