@@ -40,6 +40,7 @@ examples:
   nexus-upscale "scans/*.tif" --format png        a glob (quoted: expanded here, also on Windows)
   nexus-upscale in.png -o big.webp --quality 90   one file to a named output
   nexus-upscale in.png --model 4x-Model.pth --preset quality --scale 2
+  nexus-upscale archive/ -o /shared/out/ -r --cluster    on a Ray cluster
   nexus-upscale --list-models / --list-presets
 """
 
@@ -141,6 +142,28 @@ def build_parser() -> argparse.ArgumentParser:
         type=_pixels,
         help="largest input to open, in pixels (300M = 300 megapixels; 0: no limit; "
         "default 200M): a guard against decompression bombs",
+    )
+
+    ray = p.add_argument_group(
+        "cluster (Ray; every node must see the inputs and outputs at the same paths)"
+    )
+    ray.add_argument(
+        "--cluster",
+        action="store_true",
+        help="spread the images over the workers of a Ray cluster: the one --cluster-address or "
+        "RAY_ADDRESS names, else one on this machine (needs the cluster extra)",
+    )
+    ray.add_argument(
+        "--cluster-address",
+        metavar="ADDR",
+        help="the cluster's head, as host:port (what `ray start --head` printed)",
+    )
+    ray.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        help="workers, each with the model loaded once (default: one per GPU of the cluster, "
+        "else one per CPU core)",
     )
 
     misc = p.add_argument_group("other")
@@ -343,11 +366,24 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if not 1 <= args.quality <= 100:
         _error(f"--quality must be 1..100, got {args.quality}")
         return EXIT_USAGE
+    if not args.cluster and (args.workers is not None or args.cluster_address):
+        _error("--workers and --cluster-address go with --cluster")
+        return EXIT_USAGE
+    if args.workers is not None and args.workers < 1:
+        _error(f"--workers must be 1 or more, got {args.workers}")
+        return EXIT_USAGE
+    if args.cluster:
+        from .core.cluster import import_ray
+
+        import_ray()  # before anything else: without Ray, say which extra to install
 
     from .core.presets import build_options
 
     options = build_options(
-        args.preset, **{field: getattr(args, _dest(flag)) for field, flag in OPTION_FLAGS.items()}
+        args.preset,
+        # on a cluster each worker resolves "auto" on its own node
+        resolve=not args.cluster,
+        **{field: getattr(args, _dest(flag)) for field, flag in OPTION_FLAGS.items()},
     )
 
     found = find_files(args)
@@ -365,6 +401,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return EXIT_FAILED if found.missing else EXIT_OK
 
     plan(args, found.files, options.target_scale or 1)  # usage errors before a model loads
+    if args.cluster:
+        return _upscale_on_cluster(args, options, found.files, found.missing)
     descriptor = _load(args.model, options.device, args.scale)
     plans = plan(args, found.files, options.target_scale or descriptor.scale)
     return _upscale_all(args, options, descriptor, plans, found.missing)
@@ -378,10 +416,15 @@ def _load(model: str | None, device: str, scale: float | None = None):
     """The model descriptor for ``--model`` (a path or a shipped name; None: the default, the
     shipped model of scale ``--scale`` when there is one)."""
     from .core.loading import load_model
+
+    return load_model(_model_path(model, scale), device=device)
+
+
+def _model_path(model: str | None, scale: float | None) -> Path:
     from .core.zoo import resolve_model
 
     native = int(scale) if scale is not None and float(scale).is_integer() else None
-    return load_model(resolve_model(model, scale=native), device=device)
+    return resolve_model(model, scale=native)
 
 
 def _upscale_all(args, options, descriptor, plans, missing) -> int:
@@ -435,8 +478,13 @@ def _upscale_all(args, options, descriptor, plans, missing) -> int:
             progress.close()
             files_bar.update(1)
     files_bar.close()
+    return _summary(written, skipped, failures, time.perf_counter() - started)
 
-    seconds = time.perf_counter() - started
+
+def _summary(
+    written: list[Path], skipped: list[Path], failures: list[tuple[str, str]], seconds: float
+) -> int:
+    """Print what a run did, every failure on its own line; the exit code."""
     counts = [f"{len(written)} written"]
     if skipped:
         counts.append(f"{len(skipped)} skipped (output exists)")
@@ -450,6 +498,78 @@ def _upscale_all(args, options, descriptor, plans, missing) -> int:
             file=sys.stderr,
         )
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def _upscale_on_cluster(args, options, files, missing) -> int:
+    """``--cluster``: the same plans, the same ``upscale_file`` per image, run by the workers of
+    a Ray cluster (``core.cluster``); failures and the summary as in the loop above."""
+    from tqdm import tqdm
+
+    from .core.cluster import connect, plan_workers, upscale_on_cluster
+    from .core.errors import ClusterError
+    from .core.loading import model_from_state_dict, read_state_dict
+
+    path = _model_path(args.model, args.scale)
+    state_dict = read_state_dict(path)
+    scale = model_from_state_dict(state_dict, path=path).scale  # a bad model fails here, once
+    plans = plan(args, files, options.target_scale or scale)
+
+    failures = [(s, "no such file, folder or matching image") for s in missing]
+    for spec, reason in failures:
+        _error(f"{spec}: {reason}")
+    for item in plans:
+        if item.problem is not None:
+            file = str(item.input.path)
+            failures.append((file, item.problem))
+            _error(f"{file}: {item.problem}" if file not in item.problem else item.problem)
+    skipped = [item.output for item in plans if item.skip]
+    todo = [item for item in plans if item.to_do]
+    written: list[Path] = []
+    started = time.perf_counter()
+    with connect(args.cluster_address) as cluster:
+        pool = plan_workers(cluster, options.device, args.workers)
+        if not args.quiet:
+            _note(f"{cluster.describe()}; {pool.describe()}")
+        bar = tqdm(total=len(todo), unit="image", disable=args.quiet or not todo, smoothing=0.1)
+        done: set[int] = set()
+        try:
+            for result in upscale_on_cluster(
+                plans,
+                state_dict,
+                options,
+                pool,
+                model_name=str(path),
+                format=args.format,
+                quality=args.quality,
+                overwrite=args.overwrite,
+                max_pixels=_max_pixels(args),
+            ):
+                item = plans[result.index]
+                done.add(result.index)
+                bar.update(1)
+                if result.error is not None:
+                    file, reason = str(item.input.path), _as_given(result.error, item)
+                    failures.append((file, reason))
+                    _error(f"{file}: {reason}" if file not in reason else reason)
+                    continue
+                written.append(item.output)
+                for note in result.notes:
+                    _note(f"{item.output.name}: {note}")
+        except ClusterError as exc:
+            _error(one_line(exc))
+            for index, item in enumerate(plans):
+                if item.to_do and index not in done:
+                    failures.append((str(item.input.path), "not done: the cluster job stopped"))
+        finally:
+            bar.close()
+    return _summary(written, skipped, failures, time.perf_counter() - started)
+
+
+def _as_given(reason: str, item) -> str:
+    """A worker's message with the absolute paths it was given spelled as the user gave them."""
+    for path in (item.input.path, item.output):
+        reason = reason.replace(str(path.absolute()), str(path))
+    return reason
 
 
 def _max_pixels(args: argparse.Namespace) -> int | None:

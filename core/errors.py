@@ -126,6 +126,14 @@ class ModelNotFoundError(NexusError):
     """A model name is neither a shipped model nor an existing file."""
 
 
+# --- cluster -----------------------------------------------------------------------------------
+
+
+class ClusterError(NexusError):
+    """A cluster job cannot start or go on: Ray is not installed, the cluster cannot be reached,
+    it lacks what was asked (a GPU), or its workers cannot start."""
+
+
 # --- training ----------------------------------------------------------------------------------
 
 

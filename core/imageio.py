@@ -21,6 +21,7 @@ dimensions recorded in EXIF are updated to the new size.
 
 from __future__ import annotations
 
+import glob
 import io
 import os
 import secrets
@@ -49,6 +50,7 @@ __all__ = [
     "output_format",
     "read_image",
     "read_software",
+    "temporary_files",
     "write_image",
 ]
 
@@ -554,6 +556,25 @@ def _exif_for_output(exif: bytes | None, width: int, height: int) -> bytes | Non
         return exif
 
 
+_TOKEN_BYTES = 4
+
+
+def _temporary_name(path: Path, token: str) -> Path:
+    return path.parent / f".{path.name}.{token}.tmp"
+
+
+def temporary_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The temporary files of writes to ``path`` that are (or were) under way: a process killed
+    mid-write (a cluster worker lost with its node) leaves one behind, which no ``finally`` of
+    that process could remove. Empty when the folder does not exist."""
+    path = Path(path)
+    try:
+        pattern = _temporary_name(Path(glob.escape(path.name)), "?" * (2 * _TOKEN_BYTES))
+        return sorted(path.parent.glob(pattern.name))
+    except OSError:
+        return []
+
+
 def _atomic_write(path: Path, save) -> None:
     """Write through a temporary file in the same folder, fsync, then rename over ``path``."""
     folder = path.parent
@@ -561,7 +582,7 @@ def _atomic_write(path: Path, save) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ImageWriteError(path, f"cannot create the folder ({exc.strerror or exc})") from exc
-    tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    tmp = _temporary_name(path, secrets.token_hex(_TOKEN_BYTES))
     try:
         # "x": created here or not at all (O_EXCL); the umask decides the permissions
         with open(tmp, "xb") as fileobj:

@@ -42,6 +42,7 @@ __all__ = [
     "PICKLE_EXTENSIONS",
     "SAFETENSORS_EXTENSIONS",
     "load_model",
+    "model_from_state_dict",
     "read_metadata",
     "read_state_dict",
     "save_model",
@@ -388,7 +389,18 @@ def load_model(
     register_with_spandrel()
     if not Path(path).expanduser().is_file():
         path = resolve_model(path)  # a shipped model's name; else an error listing them
-    state_dict = read_state_dict(path)
+    return model_from_state_dict(read_state_dict(path), path=path, device=device, dtype=dtype)
+
+
+def model_from_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    path: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+) -> spandrel.ImageModelDescriptor:
+    """``load_model`` for a state dict already read (``read_state_dict``): what a cluster worker
+    does with the state dict the job sent it. ``path`` only names the file in errors."""
     descriptor = descriptor_from_state_dict(state_dict, path=path)
     descriptor.to(torch.device(device))
     if dtype is not None:

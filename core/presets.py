@@ -244,10 +244,14 @@ def list_presets() -> list[Preset]:
     return list(_load_presets().values())
 
 
-def preset_settings(name: str | None = None, **overrides: Any) -> dict[str, Any]:
+def preset_settings(
+    name: str | None = None, *, resolve: bool = True, **overrides: Any
+) -> dict[str, Any]:
     """The validated settings of preset ``name`` (default ``balanced``) with ``overrides`` applied.
 
-    Keys are ``UpscaleOptions`` fields; tile ``None`` means automatic; device "auto" is resolved.
+    Keys are ``UpscaleOptions`` fields; tile ``None`` means automatic; device "auto" is resolved
+    on this machine, unless ``resolve`` is False: a cluster job leaves the device as asked
+    ("auto", "cuda") for each worker to resolve on its own node.
     Raises PresetError for an unknown preset or a broken presets file, OptionError (a
     PresetError) naming the field for an invalid override.
     """
@@ -269,11 +273,14 @@ def preset_settings(name: str | None = None, **overrides: Any) -> dict[str, Any]
             raise OptionError(key, value, f"must {bad.must}") from None
     # an overridden tile smaller than twice the preset's overlap is fine: the engine caps the
     # overlap at half a tile
-    settings["device"] = resolve_device(settings.get("device", "auto"))
+    device = settings.get("device", "auto")
+    settings["device"] = resolve_device(device) if resolve else device
     return settings
 
 
-def get_preset(name: str | None = None, **overrides: Any) -> UpscaleOptions:
+def get_preset(
+    name: str | None = None, *, resolve: bool = True, **overrides: Any
+) -> UpscaleOptions:
     """``UpscaleOptions`` for preset ``name`` (default ``balanced``) with per-call overrides.
 
     >>> get_preset("quality", tile=256).tile
@@ -281,23 +288,28 @@ def get_preset(name: str | None = None, **overrides: Any) -> UpscaleOptions:
     """
     from .engine import UpscaleOptions
 
-    return UpscaleOptions(**preset_settings(name, **overrides))
+    return UpscaleOptions(**preset_settings(name, resolve=resolve, **overrides))
 
 
 def build_options(
-    preset: str | None = None, *, fallback_device: str | None = None, **overrides: Any
+    preset: str | None = None,
+    *,
+    fallback_device: str | None = None,
+    resolve: bool = True,
+    **overrides: Any,
 ) -> UpscaleOptions:
     """What every face does to turn its controls into engine options.
 
     ``preset`` (None: the default) with ``overrides`` on top; an override that is None keeps the
     preset's value. ``fallback_device`` is the device to use when neither the preset nor an
     override names one (a host application's own device, e.g. ComfyUI's): a preset that names
-    a device (the "cpu" preset) is the user's explicit choice and wins over it.
+    a device (the "cpu" preset) is the user's explicit choice and wins over it. ``resolve``
+    False leaves the device as asked ("auto"), for a cluster's workers to resolve.
 
     Raises PresetError for an unknown preset, OptionError naming the field of a bad override.
     """
     given = {key: value for key, value in overrides.items() if value is not None}
-    options = get_preset(preset, **given)
+    options = get_preset(preset, resolve=resolve, **given)
     if fallback_device is not None and "device" not in given:
         named = _load_presets().get(preset or DEFAULT_PRESET)
         if named is not None and named.settings.get("device", "auto") == "auto":

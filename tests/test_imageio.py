@@ -16,6 +16,7 @@ from nexus_upscaler.core.imageio import (
     ImageMetadata,
     read_image,
     read_software,
+    temporary_files,
     write_image,
 )
 from PIL import Image, ImageCms, ImageOps
@@ -371,6 +372,29 @@ def test_write_is_atomic_on_failure(tmp_path, monkeypatch):
         write_image(target, rgb())
     assert target.read_bytes() == b"previous result"
     assert os.listdir(tmp_path) == ["out.png"]
+
+
+def test_temporary_files_of_a_write_under_way_are_found(tmp_path, monkeypatch):
+    """What a process killed mid-write leaves behind is found by the output's name alone (the
+    cluster removes what its killed workers left), and nothing else is: not another output's,
+    not a name that only looks alike, whatever glob characters the name holds."""
+    target = tmp_path / "[a]*_x2.png"
+    other = tmp_path / "a_x2.png"
+    (tmp_path / ".a_x2.png.0123abcd.tmp").write_bytes(b"other output's")
+    (tmp_path / f".{target.name}.note.tmp").write_bytes(b"not ours")
+    seen = []
+    save = Image.Image.save
+
+    def watched_save(self, fp, *args, **kwargs):
+        seen.extend(temporary_files(target))
+        return save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", watched_save)
+    write_image(target, rgb())
+    assert len(seen) == 1 and seen[0].name.startswith(f".{target.name}.")
+    assert not seen[0].exists() and temporary_files(target) == []
+    assert [p.name for p in temporary_files(other)] == [".a_x2.png.0123abcd.tmp"]
+    assert temporary_files(tmp_path / "missing" / "x.png") == []
 
 
 def test_unknown_format_is_refused(tmp_path):

@@ -122,6 +122,15 @@ def test_threads_come_from_a_preset_or_a_control(config_dir):
     assert build_options(None, threads=None).threads is None
 
 
+def test_a_cluster_job_leaves_the_device_for_its_workers_to_resolve():
+    """A cluster's workers resolve "auto" on their own nodes (GPUs the driver may lack)."""
+    assert build_options("balanced", resolve=False).device == "auto"
+    assert build_options("balanced", device="CUDA:1", resolve=False).device == "cuda:1"
+    assert build_options("cpu", resolve=False).device == "cpu"
+    with pytest.raises(OptionError, match="must be one of auto, cpu"):
+        build_options(None, device="gpu", resolve=False)
+
+
 def test_user_preset_adds_and_changes(config_dir):
     path = write_user(
         config_dir,
