@@ -74,6 +74,13 @@ class CompareView(QWidget):
         self._caption = caption
         self.fit()
 
+    def drop_after(self, caption: str = "Input") -> None:
+        """Show the input alone (the result shown is no longer the row's), fitted."""
+        if self._after is not None:
+            self._after = None
+            self._caption = caption
+            self.fit()
+
     def clear(self, message: str | None = None) -> None:
         self._before = self._after = None
         self._caption = ""

@@ -364,6 +364,8 @@ class MainWindow(QMainWindow):
         item = self.controller.queue.find(self._shown_key) if self._shown_key else None
         if item is not None:
             self.compare_panel.show_item(item)  # its state line follows progress and status
+            if item.output_path is None:
+                self.compare_view.drop_after()  # upscaled again: the old result is not its own
 
     def _on_item_finished(self, key: int) -> None:
         # The row in view shows how it ended; with no row chosen, the newest result shows.

@@ -78,10 +78,16 @@ class RecordingDesktop(Desktop):
         return False  # no file manager on the bus: the app falls back to opening the folder
 
 
+def stop_batch(window) -> None:
+    window.controller.shutdown()
+    QApplication.processEvents()  # the batch's end, queued by the worker
+
+
 def make_window(qtbot, tmp_path, desktop: Desktop | None = None):
     window = create_window(AppSettings(tmp_path / "gui.ini"), desktop or RecordingDesktop())
     window.controller.paste_dir = tmp_path / "pasted"
-    qtbot.addWidget(window)
+    # A test that fails mid-batch must not hang on the "Stop upscaling?" question at teardown.
+    qtbot.addWidget(window, before_close_func=stop_batch)
     window.show()
     return window
 
@@ -680,6 +686,33 @@ def test_a_finished_image_is_redone_with_another_model(qtbot, window, tmp_path, 
     assert window.controller.queue.rowCount() == 1  # redone in place, not re-added
     assert window.controller.queue.size_text(item) == "12×10 → 48×40"
     assert "big-x4" in window.compare_panel.state_label.text()
+
+
+def test_upscaling_again_shows_the_input_until_the_new_result(qtbot, window, tmp_path, tiny_model):
+    assert open_model(qtbot, window, tiny_model)
+    window.side_panel.tile_spin.setValue(32)
+    drop(window, [write_png(tmp_path / "in" / "a.png", 96, 96)])
+    assert start_and_wait(qtbot, window) is False
+    wait_preview(qtbot, window, 0)
+    view = window.compare_view
+    assert view.is_comparing()
+
+    reached, release = threading.Event(), threading.Event()
+
+    def hold(_key, _done, _total):
+        reached.set()
+        release.wait(10)
+
+    window.controller.redo([window.controller.queue.item(0).key])
+    window.controller._worker.signals.item_progress.connect(hold, Qt.DirectConnection)
+    qtbot.waitUntil(reached.is_set, timeout=RUN_TIMEOUT_MS)
+    QApplication.processEvents()
+    # the old result is not shown as the "after" of a row being upscaled again
+    assert view.has_images() and not view.is_comparing()
+    assert window.compare_panel.title.text() == "Input: a.png"
+    with qtbot.waitSignal(window.controller.batch_finished, timeout=RUN_TIMEOUT_MS):
+        release.set()
+    qtbot.waitUntil(view.is_comparing, timeout=RUN_TIMEOUT_MS)  # the new result
 
 
 def test_an_output_folder_that_is_a_file_is_refused_when_chosen(qtbot, window, tmp_path):
