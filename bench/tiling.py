@@ -39,9 +39,8 @@ import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-DATASETS = ROOT.parent / "shared" / "datasets"
-if not DATASETS.exists():
-    DATASETS = Path("/work/shared/datasets")
+# the data sets training configs use ({datasets}: $NEXUS_DATASETS, else ../shared/datasets)
+DATASETS = Path(os.environ.get("NEXUS_DATASETS") or ROOT.parent / "shared" / "datasets")
 
 
 # --- model -------------------------------------------------------------------------------------

@@ -24,33 +24,10 @@ from nexus_upscaler.core.training.realworld import (
     usm_sharpen,
 )
 from nexus_upscaler.core.training.trainer import Trainer
+from pictures import photo, photo_folder
 from PIL import Image
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def photo(h: int, w: int, seed: int) -> np.ndarray:
-    """A photo-like uint8 image: smooth shading, hard-edged shapes and fine texture."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    img = np.stack([80 + 120 * xx, 60 + 100 * yy, 150 - 90 * xx * yy], axis=-1)
-    for _ in range(6):
-        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(h / 10, h / 3)
-        disc = (np.mgrid[0:h, 0:w][0] - cy) ** 2 + (np.mgrid[0:h, 0:w][1] - cx) ** 2 < r * r
-        img[disc] = rng.uniform(0, 255, 3)
-    img += (
-        12
-        * np.sin(xx * rng.uniform(40, 90))[..., None]
-        * np.cos(yy * rng.uniform(40, 90))[..., None]
-    )
-    return np.clip(img, 0, 255).round().astype(np.uint8)
-
-
-def photo_folder(folder: Path, count: int = 4, size: tuple[int, int] = (96, 128)) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        Image.fromarray(photo(*size, seed=i)).save(folder / f"photo_{i}.png")
-    return folder
 
 
 def batch(n: int = 4, size: int = 64) -> torch.Tensor:

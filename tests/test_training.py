@@ -1,4 +1,4 @@
-"""nexus-train: tiny NEXUS and HyReSR models learn on T91 crops, resume exactly, scale out
+"""nexus-train: tiny NEXUS and HyReSR models learn on photo-like crops, resume exactly, scale out
 with DDP, and reject bad configs with a message naming the file and the field."""
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from nexus_upscaler.core.training.config import config_from_dict, load_config
 from nexus_upscaler.core.training.losses import PerceptualLoss
 from nexus_upscaler.core.training.scheduler import CosineAnnealingRestartLR
 from nexus_upscaler.core.training.trainer import Trainer, build_model
+from pictures import photo_folder
 from PIL import Image
 from safetensors.torch import load_file
 
-DATASETS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
-T91 = DATASETS / "T91"
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "core" / "training" / "configs"
 
 NEXUS_TINY = {
@@ -36,6 +35,11 @@ HYRESR_TINY = {"type": "hyresr_tiny", "base": 8, "depths": [1, 1, 1], "num_heads
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+def hr_folder(tmp_path: Path) -> Path:
+    """Eight photo-like HR images (made here: a fresh clone has no data sets)."""
+    return photo_folder(tmp_path / "hr", count=8)
+
+
 def tiny_config(tmp_path: Path, network: dict, **train: object) -> dict:
     return {
         "name": "tiny",
@@ -43,7 +47,12 @@ def tiny_config(tmp_path: Path, network: dict, **train: object) -> dict:
         "output_dir": str(tmp_path / "run"),
         "network_g": dict(network),
         "datasets": {
-            "train": {"hr_folders": [str(T91)], "lr_patch": 12, "batch_size": 4, "num_workers": 0}
+            "train": {
+                "hr_folders": [str(hr_folder(tmp_path))],
+                "lr_patch": 12,
+                "batch_size": 4,
+                "num_workers": 0,
+            }
         },
         "train": {"total_iter": 30, "optim_g": {"lr": 2e-3}, "ema_decay": 0.99, **train},
         "logger": {"print_every": 10, "checkpoint_every": 1000, "progress_bar": False},
@@ -56,7 +65,7 @@ def write_toml(path: Path, text: str) -> Path:
 
 
 @pytest.mark.parametrize("network", [NEXUS_TINY, HYRESR_TINY], ids=["nexus", "hyresr"])
-def test_tiny_model_learns_on_t91(tmp_path: Path, network: dict) -> None:
+def test_tiny_model_learns(tmp_path: Path, network: dict) -> None:
     cfg = config_from_dict(tiny_config(tmp_path, network))
     trainer = Trainer(cfg)
     trainer.train()
@@ -167,7 +176,7 @@ scale = 2
 output_dir = "{tmp_path / "run"}"
 network_g = {{ type = "nexus_tiny", embed_dim = 16, depths = [1], num_heads = 2, window_size = 4, num_feat = 16 }}
 [datasets.train]
-hr_folders = ["{T91}"]
+hr_folders = ["{hr_folder(tmp_path)}"]
 lr_patch = 12
 batch_size = 2
 num_workers = 0
@@ -205,7 +214,9 @@ def test_unknown_model_option_is_a_config_error_from_the_cli(
     with pytest.raises(ConfigError, match=r"my\.toml: field 'network_g\.embed_dimm'"):
         Trainer(cfg)
     path = write_toml(tmp_path / "m.toml", '[network_g]\ntype = "nexus_huge"\n')
-    path.write_text(path.read_text() + f'[datasets.train]\nhr_folders = ["{T91}"]\n')
+    path.write_text(
+        path.read_text() + f'[datasets.train]\nhr_folders = ["{hr_folder(tmp_path)}"]\n'
+    )
     assert train_main([str(path)]) == 2
     err = capsys.readouterr().err
     assert "m.toml" in err and "network_g.type" in err and "nexus_tiny" in err
@@ -261,7 +272,7 @@ scale = 2
 output_dir = "{out}"
 network_g = {{ type = "nexus_tiny", embed_dim = 16, depths = [1], num_heads = 2, window_size = 4, num_feat = 16, drop_path_rate = 0.0 }}
 [datasets.train]
-hr_folders = ["{T91}"]
+hr_folders = ["{hr_folder(tmp_path)}"]
 lr_patch = 12
 batch_size = {batch}
 num_workers = 0
@@ -303,7 +314,7 @@ def test_cosine_annealing_restart_schedule() -> None:
     assert lrs[8] == pytest.approx(0.0)  # past the last period: eta_min
 
 
-def test_cutblur_and_frequency_dropout() -> None:
+def test_cutblur_and_frequency_dropout(tmp_path: Path) -> None:
     torch.manual_seed(0)
     lr, hr = torch.zeros(2, 3, 16, 16), torch.ones(2, 3, 16, 16)
     mixed = cutblur(lr, hr, prob=1.0, alpha=0.7)
@@ -311,7 +322,7 @@ def test_cutblur_and_frequency_dropout() -> None:
     assert 0.0 < frac < 1.0  # part of the input comes from the target, part does not
     assert torch.equal(cutblur(lr, hr, prob=0.0, alpha=0.7), lr)
     with pytest.raises(ConfigError, match=r"'train\.cutblur' needs scale 1"):
-        config_from_dict(tiny_config(Path("/tmp"), NEXUS_TINY, cutblur={}))
+        config_from_dict(tiny_config(tmp_path, NEXUS_TINY, cutblur={}))
 
     x = torch.rand(2, 4, 16, 16)
     y = frequency_band_dropout(x, max_band=0.5)
@@ -320,19 +331,72 @@ def test_cutblur_and_frequency_dropout() -> None:
     assert not torch.allclose(x, y)
 
 
-def test_shipped_example_configs_load() -> None:
+def test_shipped_example_configs_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shipped config names its data through {datasets} (one place to change), so it loads
+    wherever the data sets are; here, empty stand-ins of them."""
     configs = sorted(CONFIG_DIR.glob("*.toml"))
     assert configs
-    cwd = os.getcwd()
-    os.chdir(Path(__file__).resolve().parents[1])  # their data paths are relative to the repo
-    try:
-        for path in configs:
-            cfg = load_config(path)
-            if "medium" not in path.name:  # the GPU recipe's 25M-parameter model is slow to build
-                model = build_model({**cfg.network_g, "scale": cfg.scale}, str(path))
-                assert model(torch.rand(1, 3, 16, 16)).shape[-1] == 16 * cfg.scale
-    finally:
-        os.chdir(cwd)
+    for name in ("T91", "BSD200", "Set5"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setenv("NEXUS_DATASETS", str(tmp_path))
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # pretrain_network_g: weights/...
+    for path in configs:
+        cfg = load_config(path)
+        folders = [*cfg.datasets.train.hr_folders, cfg.datasets.val.hr_folder]
+        assert all(Path(f).parent == tmp_path for f in folders), (path.name, folders)
+        if "medium" not in path.name:  # the GPU recipe's 25M-parameter model is slow to build
+            model = build_model({**cfg.network_g, "scale": cfg.scale}, str(path))
+            assert model(torch.rand(1, 3, 16, 16)).shape[-1] == 16 * cfg.scale
+
+
+def test_the_datasets_folder_is_one_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """{datasets} is --datasets, else $NEXUS_DATASETS, else ../shared/datasets; a folder missing
+    there says which it was and how to point it elsewhere."""
+    photo_folder(tmp_path / "mine" / "T91", count=1)
+    photo_folder(tmp_path / "env" / "T91", count=1)
+    data = tiny_config(tmp_path, NEXUS_TINY)
+    data["datasets"]["train"]["hr_folders"] = ["{datasets}/T91"]
+    data["datasets"]["val"] = {"hr_folder": "{datasets}/T91"}
+    monkeypatch.delenv("NEXUS_DATASETS", raising=False)
+    monkeypatch.chdir(tmp_path / "mine")  # the default is relative to the current folder
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data, file="c.toml")
+    message = str(err.value)
+    assert "'datasets.train.hr_folders[0]' is not a folder: ../shared/datasets/T91" in message
+    assert "the default" in message and "--datasets" in message and "NEXUS_DATASETS" in message
+
+    monkeypatch.setenv("NEXUS_DATASETS", str(tmp_path / "env"))
+    cfg = config_from_dict(data)
+    assert cfg.datasets.train.hr_folders == [str(tmp_path / "env" / "T91")]
+    assert cfg.datasets.val.hr_folder == str(tmp_path / "env" / "T91")
+    assert data["datasets"]["train"]["hr_folders"] == ["{datasets}/T91"]  # the caller's, as given
+    cfg = config_from_dict(data, datasets=tmp_path / "mine")
+    assert cfg.datasets.train.hr_folders == [str(tmp_path / "mine" / "T91")]
+    with pytest.raises(ConfigError, match=r"\{datasets\} is .*nowhere, given by --datasets"):
+        config_from_dict(data, datasets=tmp_path / "nowhere")
+
+    toml = write_toml(
+        tmp_path / "c.toml",
+        f"""
+scale = 2
+output_dir = "{tmp_path / "run"}"
+network_g = {{ type = "nexus_tiny", embed_dim = 16, depths = [1], num_heads = 2, window_size = 4, num_feat = 16 }}
+[datasets.train]
+hr_folders = ["{{datasets}}/T91"]
+lr_patch = 12
+batch_size = 2
+num_workers = 0
+[train]
+total_iter = 1
+[logger]
+progress_bar = false
+""",
+    )
+    assert train_main([str(toml), "--datasets", str(tmp_path / "nowhere")]) == 2
+    assert "given by --datasets" in capsys.readouterr().err
+    assert train_main([str(toml), "--datasets", str(tmp_path / "mine")]) == 0
 
 
 def test_degraded_pairs_for_restoration(tmp_path: Path) -> None:

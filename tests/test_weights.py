@@ -13,11 +13,11 @@ from nexus_upscaler.core import register_with_spandrel
 from nexus_upscaler.core.loading import read_metadata
 from nexus_upscaler.core.training.imresize import imresize
 from nexus_upscaler.core.training.metrics import mod_crop, psnr
+from pictures import dataset
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = sorted((REPO / "weights").glob("*.safetensors"))
-SET5 = REPO / ".." / "shared" / "datasets" / "Set5"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -45,7 +45,6 @@ def test_shipped_model_opens_in_spandrel_and_has_a_card(path: Path):
     assert f"## `{path.stem}`" in card
 
 
-@pytest.mark.skipif(not SET5.is_dir(), reason="needs ../shared/datasets/Set5")
 @pytest.mark.parametrize("path", WEIGHTS, ids=lambda p: p.stem)
 def test_shipped_model_beats_bicubic_on_a_photo(path: Path):
     """The centre of Set5's butterfly, downscaled as in training, comes back sharper than
@@ -54,7 +53,7 @@ def test_shipped_model_beats_bicubic_on_a_photo(path: Path):
     register_with_spandrel()
     descriptor = spandrel.ModelLoader().load_from_file(str(path))
     scale = descriptor.scale
-    hr = np.asarray(Image.open(SET5 / "butterfly.png").convert("RGB"))[64:192, 64:192]
+    hr = np.asarray(Image.open(dataset("Set5") / "butterfly.png").convert("RGB"))[64:192, 64:192]
     hr = mod_crop(hr, scale)
     lr = imresize(hr, 1 / scale)
     bicubic = imresize(lr, scale)

@@ -28,6 +28,12 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help="override output_dir")
     p.add_argument("--device", help="override device (auto, cpu, cuda, cuda:N, mps)")
     p.add_argument(
+        "--datasets",
+        metavar="DIR",
+        help="the folder {datasets} stands for in the config's data folders (default: "
+        "$NEXUS_DATASETS, else ../shared/datasets)",
+    )
+    p.add_argument(
         "--stop-after-minutes",
         type=float,
         metavar="M",
@@ -41,7 +47,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     from .config import load_config
 
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, datasets=args.datasets)
         if args.total_iter is not None:
             cfg.train.total_iter = args.total_iter
         if args.output_dir is not None:

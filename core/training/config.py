@@ -5,14 +5,22 @@ Every field is checked on load: an unknown field, a wrong type or an impossible 
 typo fails in the first second instead of silently training with a default for hours.
 ``network_g`` is free-form apart from ``type`` (a name in ``core.archs.VARIANTS``); its other keys
 are the variant's keyword overrides and are checked when the model is built.
+
+Dataset folders are named in one place a user can change: ``{datasets}`` in
+``datasets.train.hr_folders`` and ``datasets.val.hr_folder`` stands for the datasets folder, which
+is ``nexus-train --datasets DIR``, else the ``NEXUS_DATASETS`` environment variable, else
+``../shared/datasets`` (relative paths relative to the current folder, as every path of a config).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import os
 import sys
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -25,11 +33,43 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = [
+    "DATASETS_ENV",
+    "DEFAULT_DATASETS",
+    "datasets_dir",
     "TrainConfig",
     "load_config",
     "config_from_dict",
     "config_to_dict",
 ]
+
+
+DATASETS_ENV = "NEXUS_DATASETS"
+"""The environment variable that says where the datasets are (``{datasets}`` in a config)."""
+DEFAULT_DATASETS = "../shared/datasets"
+"""Where the datasets are when neither ``--datasets`` nor ``NEXUS_DATASETS`` says."""
+_PLACEHOLDER = "{datasets}"
+
+
+def datasets_dir(datasets: str | os.PathLike[str] | None = None) -> Path:
+    """The datasets folder: ``datasets`` when given, else ``$NEXUS_DATASETS``, else
+    ``../shared/datasets``; ``~`` expanded, a relative path left relative (to the current folder).
+    """
+    chosen = datasets if datasets is not None else os.environ.get(DATASETS_ENV) or DEFAULT_DATASETS
+    return Path(chosen).expanduser()
+
+
+def _datasets_hint(datasets: str | os.PathLike[str] | None) -> str:
+    """How the user can point ``{datasets}`` elsewhere, for a message about a missing folder."""
+    if datasets is not None:
+        where = "given by --datasets"
+    elif os.environ.get(DATASETS_ENV):
+        where = f"from ${DATASETS_ENV}"
+    else:
+        where = "the default"
+    return (
+        f" ({_PLACEHOLDER} is {datasets_dir(datasets)}, {where}; pass --datasets DIR or set "
+        f"{DATASETS_ENV} to the folder that holds the data sets)"
+    )
 
 
 @dataclass
@@ -354,9 +394,39 @@ def _build(cls: type, data: dict[str, Any], prefix: str, file: str) -> Any:
     return cls(**kwargs)
 
 
-def _check_values(cfg: TrainConfig, file: str) -> None:
+def _resolve_datasets(data: dict[str, Any], datasets: str | os.PathLike[str] | None) -> set[str]:
+    """Put the datasets folder for ``{datasets}`` in the dataset folders of ``data`` (in place);
+    returns the fields that used it."""
+    used: set[str] = set()
+    root = str(datasets_dir(datasets))
+
+    def resolve(value: Any, where: str) -> Any:
+        if isinstance(value, str) and _PLACEHOLDER in value:
+            used.add(where)
+            return value.replace(_PLACEHOLDER, root)
+        return value
+
+    sets = data.get("datasets")
+    train = sets.get("train") if isinstance(sets, dict) else None
+    if isinstance(train, dict) and isinstance(train.get("hr_folders"), list):
+        train["hr_folders"] = [
+            resolve(f, f"datasets.train.hr_folders[{i}]") for i, f in enumerate(train["hr_folders"])
+        ]
+    val = sets.get("val") if isinstance(sets, dict) else None
+    if isinstance(val, dict) and "hr_folder" in val:
+        val["hr_folder"] = resolve(val["hr_folder"], "datasets.val.hr_folder")
+    return used
+
+
+def _check_values(
+    cfg: TrainConfig,
+    file: str,
+    placeholders: Collection[str] = (),
+    datasets: str | os.PathLike[str] | None = None,
+) -> None:
     def bad(where: str, why: str) -> ConfigError:
-        return ConfigError(f"{file}: field '{where}' {why}")
+        hint = _datasets_hint(datasets) if where in placeholders else ""
+        return ConfigError(f"{file}: field '{where}' {why}{hint}")
 
     if cfg.scale not in (1, 2, 3, 4, 8):
         raise bad("scale", f"must be 1, 2, 3, 4 or 8, got {cfg.scale}")
@@ -475,16 +545,24 @@ def _check_quality(q: tuple[int, int], where: str, bad: Any) -> None:
         raise bad(where, "must be [low, high] JPEG qualities with 1 <= low <= high <= 100")
 
 
-def config_from_dict(data: dict[str, Any], file: str = "<config>") -> TrainConfig:
-    """Build and check a ``TrainConfig`` from nested dicts (as read from TOML)."""
+def config_from_dict(
+    data: dict[str, Any],
+    file: str = "<config>",
+    datasets: str | os.PathLike[str] | None = None,
+) -> TrainConfig:
+    """Build and check a ``TrainConfig`` from nested dicts (as read from TOML). ``{datasets}``
+    in the dataset folders is ``datasets_dir(datasets)``."""
+    data = copy.deepcopy(data)
+    placeholders = _resolve_datasets(data, datasets)
     cfg = _build(TrainConfig, data, "", file)
     cfg.source = file
-    _check_values(cfg, file)
+    _check_values(cfg, file, placeholders, datasets)
     return cfg
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a ``.toml`` (or ``.yml``/``.yaml`` with PyYAML installed) training config."""
+def load_config(path: str | Path, datasets: str | os.PathLike[str] | None = None) -> TrainConfig:
+    """Read a ``.toml`` (or ``.yml``/``.yaml`` with PyYAML installed) training config;
+    ``{datasets}`` in its dataset folders is ``datasets_dir(datasets)``."""
     path = Path(path)
     file = str(path)
     try:
@@ -507,7 +585,7 @@ def load_config(path: str | Path) -> TrainConfig:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: the top level must be a table of fields")
-    return config_from_dict(data, file)
+    return config_from_dict(data, file, datasets)
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
