@@ -34,8 +34,13 @@ def run(argv: list[str] | None = None) -> int:
     app.setApplicationDisplayName("NEXUS Upscaler")
     follow_system_theme(app)
     window = create_window()
-    paths = [Path(a) for a in app.arguments()[1:] if Path(a).exists()]
-    if paths:
-        window.controller.add_paths(paths)
+    queue_arguments(window, app.arguments()[1:])  # Qt has taken its own options out
     window.show()
     return app.exec()
+
+
+def queue_arguments(window: MainWindow, arguments: list[str]) -> None:
+    """Queue the files and folders named on the command line; one that holds no image (a
+    typo, an empty folder) is named in a notice rather than dropped without a word."""
+    if arguments:
+        window.controller.add_paths([Path(a) for a in arguments])

@@ -198,7 +198,7 @@ class Controller(QObject):
             summary += f"; left out {' and '.join(left_out)}"
         if found.missing:
             lines = [f"{spec}: {_why_nothing(Path(spec))}" for spec in found.missing]
-            self._notify("warning", f"{summary}. No image in:", lines, topic="added")
+            self._notify("warning", f"{summary}. Found no image in:", lines, topic="added")
         elif not new:
             self._notify("info", f"{summary}.", topic="added")
         else:

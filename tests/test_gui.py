@@ -792,7 +792,7 @@ def test_adding_says_what_it_left_out(qtbot, window, tmp_path):
     drop(window, [empty])
     assert window.controller.queue.rowCount() == 0
     assert notices(window) == [
-        f"Nothing added. No image in:\n{empty}: no images in this folder or below it "
+        f"Nothing added. Found no image in:\n{empty}: no images in this folder or below it "
         "(PNG, JPEG, WebP, TIFF, BMP or GIF files; “upscaled” folders and hidden files are skipped)"
     ]
 
@@ -810,6 +810,15 @@ def test_adding_says_what_it_left_out(qtbot, window, tmp_path):
         "(images this app wrote)."
     )
     assert len(notices(window)) == 1  # one notice about adding: the newest
+
+
+def test_paths_named_on_the_command_line_are_queued_or_named(qtbot, window, tmp_path):
+    from nexus_upscaler.gui.app import queue_arguments
+
+    photo = write_png(tmp_path / "photo.png", 8, 8)
+    queue_arguments(window, [str(photo), str(tmp_path / "phtoo.png")])
+    assert [i.path for i in window.controller.queue.items()] == [photo]
+    assert notices(window)[0].endswith(f"{tmp_path / 'phtoo.png'}: no such file or folder")
 
 
 def test_every_unreadable_file_stays_named_and_readable(qtbot, window, tmp_path):
