@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
@@ -225,6 +226,23 @@ def test_deploy_equals_training_form(variant, scale: int) -> None:
     keys = deploy.state_dict().keys()
     assert any(k.endswith("conv_fused.weight") for k in keys)
     assert not any(re.search(r"conv3x3|conv1x1|conv_large|conv_small", k) for k in keys)
+
+
+def test_reparameterize_and_copy_right_after_a_training_step() -> None:
+    """Fusing (or copying) the model a training loop just stepped works: the MoE's routing
+    record of the last training forward holds the autograd graph, which cannot be copied, so a
+    copy starts with an empty record while the original keeps its own for aux_loss()."""
+    model = _randomize(_moe_model()).train()
+    loss = model(torch.rand(2, 3, 16, 16)).mean() + 0.01 * model.aux_loss()
+    loss.backward()
+    deploy = reparameterize_model(model.eval())
+    twin = copy.deepcopy(model)
+    assert float(model.aux_loss().detach()) > 0  # the original's record is intact
+    assert float(deploy.aux_loss()) == 0.0 and float(twin.aux_loss()) == 0.0
+    x = torch.rand(1, 3, 13, 19)
+    with torch.no_grad():
+        assert (model(x) - deploy(x)).abs().max() < 1e-4
+        assert torch.equal(model(x), twin(x))
 
 
 def test_reparameterize_idempotent_fewer_convs_and_distinct_checkpoints() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -47,6 +49,13 @@ class TokenMoE(nn.Module):
         self.experts = nn.ModuleList(Expert(dim, hidden) for _ in range(experts))
         self.explore = False
         self.last_routing: dict[str, Tensor] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The routing record is transient and holds the last training forward's autograd graph,
+        # which deepcopy and pickle cannot take: a copy (reparameterize_model, EMA) starts empty.
+        state = dict(super().__getstate__())
+        state["last_routing"] = {}
+        return state
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape
