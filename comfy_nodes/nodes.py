@@ -41,9 +41,9 @@ class NEXUSUpscaleModelLoader(io.ComfyNode):
                 io.Combo.Input(
                     "model_name",
                     options=logic.model_choices(folder_paths.get_filename_list("upscale_models")),
-                    tooltip="NEXUS/... are the models shipped with NEXUS Upscaler, recommended "
-                    "first (hyresr-real: photos with JPEG blocks or noise; hyresr/nexus: clean "
-                    "images). The others are files in models/upscale_models.",
+                    tooltip="NEXUS/... are the models shipped with NEXUS Upscaler, the "
+                    "recommended one first (hyresr-real-*, where shipped, also clean JPEG blocks "
+                    "and noise). The others are the files in models/upscale_models.",
                 ),
             ],
             outputs=[

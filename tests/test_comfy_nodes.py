@@ -573,6 +573,14 @@ def test_model_management_places_and_frees_our_model(comfy, model_folder):
     assert descriptor.dtype == torch.float32
 
 
+def test_every_input_and_output_has_a_tooltip(comfy):
+    for node in comfy["nodes"].NODES:
+        schema = node.GET_SCHEMA()
+        for item in [*schema.inputs, *schema.outputs]:
+            name = getattr(item, "id", None) or item.display_name
+            assert item.tooltip and len(item.tooltip) > 20, f"{schema.node_id}: {name}"
+
+
 def test_loader_validates_current_and_old_shipped_names(comfy, model_folder):
     loader = comfy["nodes"].NEXUSUpscaleModelLoader
     shipped = logic.model_choices([])[0]
