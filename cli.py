@@ -430,7 +430,7 @@ def _model_path(model: str | None, scale: float | None) -> Path:
 def _upscale_all(args, options, descriptor, plans, missing) -> int:
     from tqdm import tqdm
 
-    from .core.pipeline import upscale_file
+    from .core.batch import BatchItem, upscale_files
 
     failures: list[tuple[str, str]] = [
         (s, "no such file, folder or matching image") for s in missing
@@ -439,45 +439,64 @@ def _upscale_all(args, options, descriptor, plans, missing) -> int:
         _error(f"{spec}: {reason}")
     written: list[Path] = []
     skipped: list[Path] = []
-    max_pixels = _max_pixels(args)
     started = time.perf_counter()
     show = not args.quiet
     several = len(plans) > 1
     files_bar = tqdm(total=len(plans), unit="file", disable=not show or not several, position=0)
-    for item in plans:
-        file = item.input.path
-        progress = _Progress(file.name, show, position=int(several))
-        try:
-            if item.problem is not None:
-                raise OutputPlanError(item.problem)
-            if item.skip:
-                skipped.append(item.output)
-                continue
-            result = upscale_file(
-                descriptor,
-                file,
-                item.output,
-                options,
-                format=args.format,
-                quality=args.quality,
-                overwrite=args.overwrite,
-                progress=progress,
-                max_pixels=max_pixels,
-            )
-        except Exception as exc:  # noqa: BLE001 - go on past a bad file, report it in the summary
-            if args.debug:
-                traceback.print_exc()
-            reason = one_line(exc)
-            failures.append((str(file), reason))
-            _error(f"{file}: {reason}" if str(file) not in reason else reason)
-        else:
-            written.append(result.output_path)
-            for note in result.notes:
-                _note(f"{result.output_path.name}: {note}")
-        finally:
-            progress.close()
+
+    def failed(file: Path, exc: BaseException) -> None:
+        if args.debug:
+            traceback.print_exception(exc)
+        reason = one_line(exc)
+        failures.append((str(file), reason))
+        _error(f"{file}: {reason}" if str(file) not in reason else reason)
+
+    items = []
+    for plan_item in plans:
+        if plan_item.problem is not None:
+            failed(plan_item.input.path, OutputPlanError(plan_item.problem))
             files_bar.update(1)
-    files_bar.close()
+        elif plan_item.skip:
+            skipped.append(plan_item.output)
+            files_bar.update(1)
+        else:
+            items.append(BatchItem(plan_item.input.path, plan_item.output))
+
+    bars: list[_Progress] = []
+
+    def on_start(item: BatchItem) -> _Progress:
+        # the previous file's model work is over (its file is being written meanwhile)
+        for bar in bars:
+            bar.close()
+        bars[:] = [_Progress(item.input_path.name, show, position=int(several))]
+        return bars[0]
+
+    # the next file is read and the last one written while the model works (core.batch)
+    outcomes = upscale_files(
+        descriptor,
+        items,
+        options,
+        format=args.format,
+        quality=args.quality,
+        overwrite=args.overwrite,
+        max_pixels=_max_pixels(args),
+        on_start=on_start,
+    )
+    try:
+        for outcome in outcomes:
+            if outcome.error is not None:
+                failed(outcome.item.input_path, outcome.error)
+            else:
+                assert outcome.result is not None
+                written.append(outcome.result.output_path)
+                for note in outcome.result.notes:
+                    _note(f"{outcome.result.output_path.name}: {note}")
+            files_bar.update(1)
+    finally:
+        outcomes.close()  # an interrupt: the file being written in the background is finished
+        for bar in bars:
+            bar.close()
+        files_bar.close()
     return _summary(written, skipped, failures, time.perf_counter() - started)
 
 

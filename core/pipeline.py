@@ -17,7 +17,7 @@ import numpy as np
 
 from .color import luma
 from .errors import ImageWriteError, OutputExistsError, UpscaleCancelled
-from .imageio import DEFAULT_MAX_PIXELS, output_format, read_image, write_image
+from .imageio import DEFAULT_MAX_PIXELS, LoadedImage, output_format, read_image, write_image
 from .outputs import plan_output_path
 
 if TYPE_CHECKING:
@@ -68,28 +68,60 @@ def upscale_file(
     ``overwrite``), ImageReadError / ImageWriteError naming the file, UpscaleCancelled when
     ``cancel`` fires (nothing is written), and whatever the engine raises.
     """
-    from .engine import upscale_array
-
     input_path, output_path = Path(input_path), Path(output_path)
+    fmt = check_output(input_path, output_path, format, overwrite)
+    image = read_image(input_path, max_pixels=max_pixels)
+    out, notes = upscale_loaded(descriptor, image, options, progress=progress, cancel=cancel)
+    return write_result(input_path, output_path, image, out, notes, fmt, quality, compress_level)
+
+
+# The stages of ``upscale_file``, for ``core.batch`` to overlap reading and writing with the model.
+
+
+def check_output(input_path: Path, output_path: Path, format: str | None, overwrite: bool) -> str:
+    """The output format, after refusing an output that is the input, exists (unless
+    ``overwrite``) or is a folder."""
     if is_same_file(input_path, output_path):
         raise OutputExistsError(output_path, "is the input file; refusing to overwrite an input")
     if output_path.exists() and not overwrite:
         raise OutputExistsError(output_path, "already exists (pass --overwrite to replace it)")
     if output_path.is_dir():
         raise ImageWriteError(output_path, "is a folder; give a file name or use it as -o folder")
-    fmt = output_format(output_path, format)
+    return output_format(output_path, format)
 
-    image = read_image(input_path, max_pixels=max_pixels)
-    channels = image.channels
+
+def upscale_loaded(
+    descriptor: spandrel.ImageModelDescriptor,
+    image: LoadedImage,
+    options: UpscaleOptions,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """The upscaled array of a read image, in the input's channel layout, and the notes so far."""
+    from .engine import upscale_array
+
     notes = list(image.notes)
     out = upscale_array(
         descriptor, image.array, options, progress=progress, cancel=cancel, notes=notes
     )
     if cancel is not None and cancel.cancelled:  # cancelled after the last tile
         raise UpscaleCancelled("upscaling was cancelled; nothing was written")
-    out = _restore_channels(out, channels)
+    return _restore_channels(out, image.channels), notes
 
-    notes += write_image(output_path, out, image.metadata, fmt, quality, compress_level)
+
+def write_result(
+    input_path: Path,
+    output_path: Path,
+    image: LoadedImage,
+    out: np.ndarray,
+    notes: list[str],
+    fmt: str,
+    quality: int = 95,
+    compress_level: int | None = None,
+) -> UpscaleResult:
+    """Write ``out`` atomically with the input's metadata and describe the result."""
+    notes = notes + write_image(output_path, out, image.metadata, fmt, quality, compress_level)
     return UpscaleResult(
         input_path=input_path,
         output_path=output_path,
