@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from spandrel import ImageModelDescriptor
+from spandrel import ImageModelDescriptor, SizeRequirements
 from torch import Tensor
 
 from .archs.reparam import inference_form
@@ -95,6 +95,19 @@ class ModelState:
 
 
 # --- the model call ----------------------------------------------------------------------------
+
+
+def pad_to_requirements(x: Tensor, requirements: SizeRequirements) -> Tensor:
+    """Pad x: (N, C, h, w) on the bottom and right to a size the model takes: reflect as far as
+    the image reaches, then replicate (an input smaller than the padding, e.g. 6x8 padded to
+    16x16, cannot be reflected that far). The caller crops the output back."""
+    h, w = x.shape[2:]
+    pad_w, pad_h = requirements.get_padding(w, h)
+    if pad_w or pad_h:
+        rw, rh = min(pad_w, w - 1), min(pad_h, h - 1)
+        x = F.pad(x, (0, rw, 0, rh), mode="reflect")
+        x = F.pad(x, (0, pad_w - rw, 0, pad_h - rh), mode="replicate")
+    return x
 
 
 class ModelRunner:
@@ -216,15 +229,7 @@ class ModelRunner:
         return y[..., : h * self.scale, : w * self.scale]
 
     def _pad(self, x: Tensor) -> Tensor:
-        """Pad (N, C, h, w) on the bottom and right to the model's size requirements: reflect
-        where the tile is large enough, then replicate (as spandrel does)."""
-        h, w = x.shape[2:]
-        pad_w, pad_h = self.desc.size_requirements.get_padding(w, h)
-        if pad_w or pad_h:
-            rw, rh = min(pad_w, w - 1), min(pad_h, h - 1)
-            x = F.pad(x, (0, rw, 0, rh), mode="reflect")
-            x = F.pad(x, (0, pad_w - rw, 0, pad_h - rh), mode="replicate")
-        return x
+        return pad_to_requirements(x, self.desc.size_requirements)
 
     def _forward(self, module: torch.nn.Module, x: Tensor) -> Tensor:
         if self.channels_last:

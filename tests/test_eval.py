@@ -63,6 +63,26 @@ def test_model_row_next_to_bicubic(tmp_path: Path, capsys: pytest.CaptureFixture
         eval_main(["--model", str(path), "--data", str(data), "--scale", "2"])
 
 
+def test_a_model_with_a_size_multiple_scores_images_smaller_than_its_padding(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A 24x32 HR image is a 6x8 input at x4: HyReSR pads it to 16x16, more than reflection can
+    reach; nexus-eval pads as the engine does (reflect, then replicate) instead of failing."""
+    from nexus_upscaler.core.archs import hyresr_tiny
+    from nexus_upscaler.core.loading import load_model, save_model
+    from PIL import Image
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny-hyresr.safetensors"
+    save_model(hyresr_tiny(scale=4, base=8, depths=(1, 1, 1)), path)
+    assert load_model(path).size_requirements.multiple_of == 16
+    data = tmp_path / "hr"
+    data.mkdir()
+    Image.fromarray(sample(24, 32)).save(data / "small.png")
+    assert eval_main(["--model", str(path), "--data", str(data), "--name", "tiny"]) == 0
+    assert all(np.isfinite(table_rows(capsys.readouterr().out)["tiny"]))
+
+
 def test_metrics_and_imresize_basics() -> None:
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from spandrel import SizeRequirements
 from torch import nn
 
+from ..runner import pad_to_requirements
 from .config import RealDegradation
 from .data import IMAGE_SUFFIXES, list_images, load_rgb
 from .imresize import imresize
@@ -111,13 +112,16 @@ def _to_uint8(t: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def forward_padded(
-    model: nn.Module, lr: torch.Tensor, scale: int, multiple: int = 1
+    model: nn.Module,
+    lr: torch.Tensor,
+    scale: int,
+    multiple: int = 1,
+    requirements: SizeRequirements | None = None,
 ) -> torch.Tensor:
-    """Run ``model`` on ``lr`` ``(B, C, h, w)``, reflect-padding to a multiple of ``multiple``
-    and cropping the ``(B, C, h*scale, w*scale)`` result back."""
+    """Run ``model`` on ``lr`` ``(B, C, h, w)``, padded as the engine pads (to ``requirements``,
+    else to a multiple of ``multiple``), and crop the ``(B, C, h*scale, w*scale)`` result back."""
     h, w = lr.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    x = F.pad(lr, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else lr
+    x = pad_to_requirements(lr, requirements or SizeRequirements(multiple_of=multiple))
     out = model(x)
     return out[..., : h * scale, : w * scale]
 
@@ -138,18 +142,12 @@ def descriptor_upscaler(descriptor: object, device: torch.device | str = "cpu") 
     """Wrap a spandrel ``ImageModelDescriptor`` (pads to its ``size_requirements``)."""
     model = descriptor.model  # type: ignore[attr-defined]
     scale = int(descriptor.scale)  # type: ignore[attr-defined]
-    req = descriptor.size_requirements  # type: ignore[attr-defined]
-    multiple = max(1, int(getattr(req, "multiple_of", 1)))
-    minimum = int(getattr(req, "minimum", 0))
+    requirements = descriptor.size_requirements  # type: ignore[attr-defined]
     model.eval().to(device)
 
     def run(lr: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255.0).to(device)
-        h, w = x.shape[-2:]
-        if h < minimum or w < minimum:
-            x = F.pad(x, (0, max(0, minimum - w), 0, max(0, minimum - h)), mode="replicate")
-        out = forward_padded(model, x, scale, multiple)
-        return _to_uint8(out[..., : h * scale, : w * scale])
+        return _to_uint8(forward_padded(model, x, scale, requirements=requirements))
 
     return run
 
