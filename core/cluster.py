@@ -244,13 +244,20 @@ class _Upscaler:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
+        from .inputs import written_by_us
         from .pipeline import upscale_file
 
         errors, notes = [], []
         for source, target in zip(batch["input"], batch["output"]):
+            write = self.write
+            if not write["overwrite"] and os.path.exists(target) and written_by_us(target):
+                # Planned as absent (a to-do output that may not be replaced), it has our mark
+                # now: an earlier attempt at this very image wrote it, on a worker that died
+                # after its rename and before its result came back. Write it again.
+                write = {**write, "overwrite": True}
             try:
                 result = upscale_file(
-                    self.descriptor, str(source), str(target), self.options, **self.write
+                    self.descriptor, str(source), str(target), self.options, **write
                 )
             except Exception as exc:  # noqa: BLE001 - a bad file fails alone, as in the CLI
                 errors.append(one_line(exc))
