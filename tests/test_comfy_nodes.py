@@ -795,6 +795,26 @@ def test_server_serves_our_templates_and_thumbnails(server):
             assert response.read() == (TEMPLATES / f"{name}.jpg").read_bytes()
 
 
+def test_server_widget_order_matches_the_templates(server):
+    """The frontend fills a node's widgets from widgets_values in the order object_info gives
+    (required, then optional, sockets left out): the templates must list them in that order."""
+    for path in _templates():
+        for node in json.loads(path.read_text(encoding="utf-8"))["nodes"]:
+            if not node["type"].startswith("NEXUS"):
+                continue
+            info = _http(f"{server['url']}/object_info/{node['type']}")[node["type"]]
+            widgets = []
+            for group in ("required", "optional"):
+                for name in info["input_order"].get(group, []):
+                    kind = info["input"][group][name][0]
+                    if isinstance(kind, list) or kind in ("COMBO", "INT", "FLOAT", "STRING"):
+                        widgets.append(name)
+            twin = json.loads((API_WORKFLOWS / f"{path.stem}.api.json").read_text("utf-8"))
+            inputs = twin[str(node["id"])]["inputs"]
+            assert [k for k, v in inputs.items() if not isinstance(v, list)] == widgets
+            assert len(node["widgets_values"]) == len(widgets)
+
+
 def test_server_interrupt_stops_a_running_upscale(server):
     import time
 
