@@ -28,12 +28,20 @@ REAL_WORLD = [p for p in WEIGHTS if "-real-" in p.stem]  # trained on real-world
 
 
 def test_the_models_of_the_release_ship():
-    """The real-world default, and the faithful NEXUS and HyReSR models at both scales."""
+    """The real-world defaults at x4 and x2, and the faithful NEXUS and HyReSR models."""
     from nexus_upscaler.core.zoo import default_model_name
 
     names = {path.stem for path in WEIGHTS}
-    assert {"hyresr-real-x4", "nexus-x4", "nexus-x2", "hyresr-x4", "hyresr-x2"} <= names
+    assert {
+        "hyresr-real-x4",
+        "hyresr-real-x2",
+        "nexus-x4",
+        "nexus-x2",
+        "hyresr-x4",
+        "hyresr-x2",
+    } <= names
     assert default_model_name() == "hyresr-real-x4"
+    assert default_model_name(scale=2) == "hyresr-real-x2"
 
 
 @pytest.mark.parametrize("path", WEIGHTS, ids=lambda p: p.stem)
