@@ -12,6 +12,8 @@ behind the automatic tile size. Where tiles go is ``core.engine``'s business.
 from __future__ import annotations
 
 import copy
+import threading
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -42,6 +44,12 @@ def pick_dtype(
         if model.supports_half:
             return torch.float16
     return torch.float32
+
+
+_COSTS: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, float]]
+_COSTS = weakref.WeakKeyDictionary()
+"""Measured bytes per input pixel, per model and per way of running it (see ``measure_cost``)."""
+_COSTS_LOCK = threading.Lock()
 
 
 # --- leaving the caller's model as it came ---------------------------------------------------
@@ -322,13 +330,32 @@ class ModelRunner:
         CUDA: the allocator's measured peak. CPU (no allocator statistics): the largest single
         activation that any submodule returns, times 4 (its input, its output, and temporaries
         such as attention scores alive at the same time), plus the float output twice (model
-        output and the resized/blended copy)."""
+        output and the resized/blended copy).
+
+        Measured once per model and way of running it (channels, dtype, device, TTA, alpha) and
+        remembered for as long as the model lives: a batch of files, or the app and ComfyUI
+        keeping a model loaded, probe it once instead of once per image."""
+        key = (
+            self.channels,
+            self.dtype,
+            str(self.device),
+            probe,
+            self.options.tta,
+            self.options.alpha_mode,
+        )
+        with _COSTS_LOCK:
+            known = _COSTS.get(self.desc.model, {}).get(key)
+        if known is not None:
+            return known
         x = torch.rand(1, self.channels, probe, probe)
         on_pass, self.on_pass = self.on_pass, None
         try:
-            return self._measure_cost(x, probe)
+            cost = self._measure_cost(x, probe)
         finally:
             self.on_pass = on_pass
+        with _COSTS_LOCK:
+            _COSTS.setdefault(self.desc.model, {})[key] = cost
+        return cost
 
     def _measure_cost(self, x: Tensor, probe: int) -> float:
         if self.device.type == "cuda":

@@ -473,6 +473,21 @@ def test_automatic_cpu_tile_is_comfyuis_512_when_memory_allows(compact4, nexus_d
     assert engine.choose_tile(compact4, engine.UpscaleOptions(), 1152, 1440) < 512
 
 
+def test_the_automatic_tile_probes_a_model_once_not_once_per_image(compact4, photo):
+    """A batch (or a model kept loaded by the app or ComfyUI) pays the probe forward once."""
+    wrapper = _ThreadsSeen(compact4.model)
+    desc = _wrapped(compact4, wrapper)
+    image = photo[:40, :40]
+    engine.upscale_array(desc, image, engine.UpscaleOptions())
+    first = len(wrapper.seen)
+    wrapper.seen.clear()
+    engine.upscale_array(desc, image, engine.UpscaleOptions())
+    assert len(wrapper.seen) == first - 1  # the image's one tile, no probe
+    wrapper.seen.clear()
+    engine.upscale_array(desc, image[:, :, :1], engine.UpscaleOptions())
+    assert len(wrapper.seen) == 2  # a gray image runs another way: probed once for it
+
+
 # --- batching, TTA, progress, cancel, tensors --------------------------------------------------
 
 
