@@ -545,6 +545,8 @@ def _upscale_on_cluster(args, options, files, missing) -> int:
     todo = [item for item in plans if item.to_do]
     written: list[Path] = []
     started = time.perf_counter()
+    if not todo:  # all done before (a rerun with --skip-existing): no cluster to reach
+        return _summary(written, skipped, failures, time.perf_counter() - started)
     with connect(args.cluster_address) as cluster:
         pool = plan_workers(cluster, options.device, args.workers)
         if not args.quiet:
