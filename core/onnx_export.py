@@ -2,6 +2,10 @@
 
 HyReSR-MoE models are converted to their re-parameterized deploy form first, so the graph holds
 one fused convolution where training had several branches.
+
+Files are written for the widest set of runtimes by default: IR version 9 at most (onnxruntime
+1.17, the one chaiNNer ships, refuses IR 10, which torch's exporter writes) and opset 18. Export
+needs the ``onnx`` and ``onnxscript`` packages: ``pip install "nexus-upscaler[onnx]"``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ __all__ = ["OnnxExportError", "export_onnx", "verify_onnx"]
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 
+COMPATIBLE_IR_VERSION = 9
+"""The newest ONNX IR version onnxruntime 1.17 (chaiNNer's) reads; files are written at most at it."""
+VERIFY_SIZES: tuple[tuple[int, int], ...] = ((3, 3), (16, 16), (19, 23), (32, 40))
+"""Input sizes the export is checked at: tiny, one 16 px HyReSR grid cell, odd, and larger."""
+INSTALL_HINT = 'pip install "nexus-upscaler[onnx]"'
+
 
 class OnnxExportError(RuntimeError):
     """The model could not be exported, or the exported graph disagrees with PyTorch."""
@@ -34,6 +44,7 @@ def export_onnx(
     sample_size: int = 64,
     exporter: Literal["auto", "dynamo", "torchscript"] = "auto",
     verify: bool = True,
+    ir_version: int | None = COMPATIBLE_IR_VERSION,
 ) -> Path:
     """Write ``model`` as a single ``.onnx`` file whose input is ``(1, C, H, W)``, H and W dynamic.
 
@@ -48,11 +59,18 @@ def export_onnx(
             window sizes (it is made odd) so that padding code is traced, not skipped.
         exporter: ``"dynamo"`` (``torch.export``), ``"torchscript"`` (the legacy tracer) or
             ``"auto"`` (dynamo, then the tracer if dynamo fails).
-        verify: when onnxruntime is installed, run the file on two input sizes and raise
-            ``OnnxExportError`` if it differs from PyTorch by more than 1e-3.
+        verify: when onnxruntime is installed, run the file on the sizes of ``VERIFY_SIZES``
+            and raise ``OnnxExportError`` if it differs from PyTorch by more than 1e-3.
+        ir_version: the newest ONNX IR version the file may have (default 9, which onnxruntime
+            1.17 and later read); None keeps the exporter's own.
 
     Input and output are float32 in [0, 1], named ``input`` and ``output``.
+
+    Raises:
+        OnnxExportError: the onnx/onnxscript packages are missing (the message says how to
+            install them), the model cannot be exported, or the graph disagrees with PyTorch.
     """
+    _require_exporter_packages()
     path = Path(path)
     module = model.model if isinstance(model, spandrel.ModelBase) else model
     if input_channels is None:
@@ -88,6 +106,8 @@ def export_onnx(
         raise OnnxExportError(
             f"{path}: could not export {type(module).__name__} to ONNX\n" + "\n".join(errors)
         )
+    if ir_version is not None:
+        _limit_ir_version(path, ir_version)
 
     if verify:
         try:
@@ -107,7 +127,7 @@ def verify_onnx(
     path: str | os.PathLike[str],
     *,
     input_channels: int = 3,
-    sizes: tuple[tuple[int, int], ...] = ((19, 23), (32, 40)),
+    sizes: tuple[tuple[int, int], ...] = VERIFY_SIZES,
 ) -> float:
     """Largest absolute difference between onnxruntime and PyTorch over inputs of ``sizes``."""
     import onnxruntime as ort
@@ -125,6 +145,55 @@ def verify_onnx(
             raise OnnxExportError(f"{path}: output shape {got.shape} != PyTorch's {expected.shape}")
         worst = max(worst, float(abs(got - expected).max()))
     return worst
+
+
+def _require_exporter_packages() -> None:
+    """Raise OnnxExportError naming the extra to install when onnx or onnxscript is missing
+    (torch's exporter needs both, and imports them only once it is called)."""
+    missing = []
+    for name in ("onnx", "onnxscript"):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise OnnxExportError(
+            f"ONNX export needs the {' and '.join(missing)} package"
+            f"{'s' * (len(missing) > 1)}, which {'are' if len(missing) > 1 else 'is'} not "
+            f"installed: {INSTALL_HINT}"
+        )
+
+
+def _limit_ir_version(path: Path, newest: int) -> None:
+    """Lower the file's IR version to ``newest`` when the exporter wrote a newer one.
+
+    The IR version is a declaration of the file format the graph needs. torch's exporter writes
+    the newest onnx supports (10, since onnx 1.16) whatever the graph holds; what IR 10 added
+    (4-bit types, overloaded local functions) is not used by our graphs at opset <= 20, and
+    ``onnx.checker`` confirms the file is valid at the lower version before it is kept.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    if model.ir_version <= newest:
+        return
+    # (release, IR version, ai.onnx opset, ...) per onnx release: the opsets an IR version covers
+    top_opset = max(row[2] for row in onnx.helper.VERSION_TABLE if row[1] <= newest)
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset > top_opset:
+        raise OnnxExportError(
+            f"{path}: opset {opset} is newer than ONNX IR version {newest} covers (opsets up to "
+            f"{top_opset}): export with opset={top_opset} or lower, or with ir_version=None"
+        )
+    model.ir_version = newest
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:  # noqa: BLE001 - onnx raises several types; one clear error here
+        raise OnnxExportError(
+            f"{path}: the exported graph needs ONNX IR version {newest + 1} or later "
+            f"({str(exc).strip()[:500]}); export with a lower opset, or ir_version=None to keep it"
+        ) from exc
+    onnx.save(model, str(path))
 
 
 def _export_dynamo(module: torch.nn.Module, sample: torch.Tensor, path: Path, opset: int) -> None:
