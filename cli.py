@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from .core.errors import OptionError, OutputPlanError, one_line
@@ -174,24 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _tile(text: str) -> int | str:
-    if text.lower() == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected pixels or "auto", got {text!r}') from None
+def _whole_number_or_auto(what: str) -> Callable[[str], int | str]:
+    """An argparse type: "auto" or a whole number (``what`` names it in the error)."""
+
+    def parse(text: str) -> int | str:
+        if text.lower() == "auto":
+            return "auto"
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected {what} or "auto", got {text!r}') from None
+
+    return parse
 
 
-def _threads(text: str) -> int | str:
-    if text.lower() == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'expected a number of threads or "auto", got {text!r}'
-        ) from None
+_tile = _whole_number_or_auto("pixels")
+_threads = _whole_number_or_auto("a number of threads")
 
 
 def _pixels(text: str) -> int:

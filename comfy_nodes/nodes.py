@@ -8,6 +8,8 @@ Imported only by ``comfy_entrypoint`` inside a running ComfyUI (it needs ``comfy
 
 from __future__ import annotations
 
+from typing import Any
+
 import folder_paths
 import torch
 from comfy_api.v0_0_2 import ComfyExtension, io
@@ -219,25 +221,12 @@ class NEXUSUpscaleImage(io.ComfyNode):
         image: torch.Tensor,
         preset: str,
         scale_by: float = 0.0,
-        tile: int = 0,
-        overlap: int = -1,
-        precision: str = logic.PRESET,
-        tta: str = logic.PRESET,
         mask: torch.Tensor | None = None,
-        alpha_mode: str = "model",
+        **overrides: Any,
     ) -> io.NodeOutput:
-        return _run(
-            upscale_model,
-            image,
-            mask,
-            preset=preset,
-            scale_by=scale_by,
-            tile=tile,
-            overlap=overlap,
-            precision=precision,
-            tta=tta,
-            alpha_mode=alpha_mode,
-        )
+        """``overrides``: the optional widgets (``_override_inputs``, ``alpha_mode``); their
+        defaults, which keep the preset's choice, are ``logic.build_options``'s."""
+        return _run(upscale_model, image, mask, preset=preset, scale_by=scale_by, **overrides)
 
 
 class NEXUSUpscaleImageBy(io.ComfyNode):
@@ -277,25 +266,11 @@ class NEXUSUpscaleImageBy(io.ComfyNode):
         image: torch.Tensor,
         preset: str,
         factor: float,
-        tile: int = 0,
-        overlap: int = -1,
-        precision: str = logic.PRESET,
-        tta: str = logic.PRESET,
         mask: torch.Tensor | None = None,
-        alpha_mode: str = "model",
+        **overrides: Any,
     ) -> io.NodeOutput:
-        return _run(
-            upscale_model,
-            image,
-            mask,
-            preset=preset,
-            scale_by=factor,
-            tile=tile,
-            overlap=overlap,
-            precision=precision,
-            tta=tta,
-            alpha_mode=alpha_mode,
-        )
+        """As ``NEXUSUpscaleImage.execute``, with ``factor`` for ``scale_by``."""
+        return _run(upscale_model, image, mask, preset=preset, scale_by=factor, **overrides)
 
 
 NODES: list[type[io.ComfyNode]] = [NEXUSUpscaleModelLoader, NEXUSUpscaleImage, NEXUSUpscaleImageBy]
