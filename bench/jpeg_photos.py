@@ -9,7 +9,7 @@ detailed crop of each photo from every method side by side, with the clean photo
 enlarged) last, for looking at.
 
     python bench/jpeg_photos.py --quality 30 --models hyresr-real-x4 hyresr-x4 nexus-x4
-    python bench/jpeg_photos.py --photos ../shared/datasets/B100 --count 6 --sheet jpeg.png
+    python bench/jpeg_photos.py --photos ~/Pictures/phone --count 6 --sheet jpeg.png
 
 No ground truth exists at the output size, so this prints no PSNR; ``nexus-eval --degradation
 web`` measures fidelity on downscaled-then-JPEG inputs.
@@ -26,12 +26,11 @@ import torch
 from nexus_upscaler.core.engine import upscale_array
 from nexus_upscaler.core.loading import load_model
 from nexus_upscaler.core.options import UpscaleOptions
+from nexus_upscaler.core.training.config import datasets_dir
 from nexus_upscaler.core.training.data import list_images, load_rgb
 from nexus_upscaler.core.training.metrics import blockiness
 from nexus_upscaler.core.training.sheets import comparison_sheet, save_sheet
 from PIL import Image
-
-DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "B100"
 
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
@@ -48,7 +47,9 @@ def bicubic(image: np.ndarray, scale: int) -> np.ndarray:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="folder of photos")
+    p.add_argument(
+        "--photos", type=Path, help="folder of photos (default: B100 in the datasets folder)"
+    )
     p.add_argument("--count", type=int, default=6, help="photos used (the first, sorted)")
     p.add_argument("--quality", type=int, default=30, help="JPEG quality of the inputs")
     p.add_argument(
@@ -60,10 +61,12 @@ def main() -> None:
     p.add_argument("--sheet-crop", type=int, default=48, help="crop side in input pixels")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.photos is None:  # the datasets folder the training configs use ($NEXUS_DATASETS)
+        args.photos = datasets_dir() / "B100"
     if not args.photos.is_dir():
         raise SystemExit(
-            f"{args.photos}: no such folder of photos (the B100 set sits in ../shared/datasets; "
-            "name any folder of photos with --photos)"
+            f"{args.photos}: no such folder of photos (B100 is one of the evaluation sets, see "
+            "docs/training.md 'Data sets'; set NEXUS_DATASETS or name any folder with --photos)"
         )
     photos = [(path.stem, load_rgb(path)) for path in list_images(args.photos)[: args.count]]
 
