@@ -14,6 +14,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import zlib
 from pathlib import Path
 
 import nexus_upscaler
@@ -26,6 +28,8 @@ SHIPPED = sorted((ROOT / "weights").glob("*.safetensors"))
 # chaiNNer's calls, verbatim in substance; prints what each shipped file loads as.
 CHAINNER_LOAD = """
 import sys
+import tempfile
+import zlib
 from spandrel import MAIN_REGISTRY, ModelDescriptor, ModelLoader
 from spandrel_extra_arches import EXTRA_REGISTRY
 
@@ -52,8 +56,19 @@ def _run(args: list[str], *, env: dict[str, str] | None = None, cwd: Path | None
 
 
 def _our_path() -> str:
-    """The folder holding the package under test (first on sys.path of the child)."""
-    return str(Path(nexus_upscaler.__file__).parent.parent)
+    """A folder holding the package under test as ``nexus_upscaler`` (first on sys.path of the
+    child). The checkout's own folder may have any name (a CI clone's has), and a child started
+    with ``-S`` has no editable-install finder: then a link named ``nexus_upscaler`` is made."""
+    root = Path(nexus_upscaler.__file__).resolve().parent
+    if root.name == "nexus_upscaler":
+        return str(root.parent)
+    key = zlib.crc32(str(root).encode())
+    holder = Path(tempfile.gettempdir()) / f"nexus-upscaler-under-test-{os.getuid()}-{key:08x}"
+    holder.mkdir(exist_ok=True)
+    link = holder / "nexus_upscaler"
+    if not link.exists():
+        link.symlink_to(root, target_is_directory=True)
+    return str(holder)
 
 
 def _with_hook(code: str) -> str:
