@@ -23,3 +23,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """A tiny real spandrel model (Compact x2, seeded) saved as safetensors, for the CLI,
+    pipeline and cluster tests: quick to run, and loaded the way every face loads a file."""
+    from safetensors.torch import save_file
+    from spandrel.architectures.Compact import Compact
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny-x2.safetensors"
+    save_file(Compact(num_feat=8, num_conv=2, upscale=2).state_dict(), str(path))
+    return path

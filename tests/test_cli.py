@@ -20,14 +20,6 @@ from spandrel.architectures.Compact import Compact
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny-x2.safetensors"
-    save_file(Compact(num_feat=8, num_conv=2, upscale=2).state_dict(), str(path))
-    return path
-
-
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("NEXUS_UPSCALER_CONFIG_DIR", str(tmp_path / "config"))
@@ -64,7 +56,10 @@ def test_single_file_to_a_named_output_with_format_and_scale(tmp_path, model_pat
     assert run("a.png", "-o", "big.jpg", "--model", str(model_path), "--quality", "80") == 0
     with Image.open(tmp_path / "big.jpg") as im:
         assert im.format == "JPEG" and im.size == (60, 40)
-    assert run("a.png", "--model", str(model_path), "--scale", "1", "-f", "webp", "--threads", "1") == 0
+    assert (
+        run("a.png", "--model", str(model_path), "--scale", "1", "-f", "webp", "--threads", "1")
+        == 0
+    )
     assert Image.open(tmp_path / "a_x1.webp").size == (30, 20)
 
 

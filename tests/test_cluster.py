@@ -18,19 +18,9 @@ from nexus_upscaler.cli import main
 from nexus_upscaler.core.cluster import ClusterInfo, plan_workers
 from nexus_upscaler.core.errors import OptionError
 from PIL import Image
-from safetensors.torch import save_file
-from spandrel.architectures.Compact import Compact
 
 # tiles smaller than the images, so that tiling and blending run in the workers too
 SETTINGS = ["--quiet", "--device", "cpu", "--tile", "32", "--overlap", "8"]
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny-x2.safetensors"
-    save_file(Compact(num_feat=8, num_conv=2, upscale=2).state_dict(), str(path))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 from nexus_upscaler.core.engine import CancelToken, UpscaleOptions, upscale_array
 from nexus_upscaler.core.errors import ModelNotFoundError, OutputExistsError, UpscaleCancelled
 from nexus_upscaler.core.loading import load_model, save_model
@@ -21,14 +20,6 @@ from safetensors.torch import save_file
 from spandrel.architectures.Compact import Compact
 
 OPTIONS = UpscaleOptions(tile=32, overlap=4, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny-x2.safetensors"
-    save_file(Compact(num_feat=8, num_conv=2, upscale=2).state_dict(), str(path))
-    return path
 
 
 @pytest.fixture(scope="module")
