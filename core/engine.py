@@ -40,14 +40,13 @@ __all__ = [
 
 MIN_TILE = 64
 """Smallest tile the out-of-memory fallback goes down to (or the model's minimum, if larger)."""
-MAX_AUTO_TILE_CPU = 512
-"""Largest automatic tile on the CPU: ComfyUI's upscale node's tile. Overlap costs more in small
-tiles: a 1440x1152 image at overlap 32 computes 1.41x its pixels in 256 px tiles and 1.16x in
-512 px ones (1.50x and 1.19x for NEXUS, which pads 4 px around each tile). A CNN's convolutions
-cost up to ~35% more per pixel in 512 px tiles than in 256 px ones (cache), which about cancels
-that for a CNN; window transformers (NEXUS, HyReSR) gain the whole 26%: capped at 256 they ran
-2.1-2.4x slower than ComfyUI's node, and at 512 they match its model time. ``bench/
-vs_comfyui.py`` measures the whole process against ComfyUI's node."""
+MAX_AUTO_TILE_CPU = 256
+"""Largest automatic tile on the CPU. A model costs more per pixel in a large tile than in a
+small one on a CPU (cache), more than the extra overlap of small tiles costs: one thread, idle
+machine, time per useful pixel at overlap 32: nexus-x4 48-54 us at 256 px against 73-82 us at
+512 px (per pixel 37-41 against 64-72 us); a Compact x4 4.3 against 5.9 us per pixel. Raising
+the cap to ComfyUI's 512 made nexus-x4 use 1.20x ComfyUI's CPU time on a 1440x1152 photo
+(``bench/vs_comfyui.py``)."""
 MAX_AUTO_TILE_CUDA = 2048
 MEMORY_BUDGET_FRACTION = 0.5
 """Share of free memory an automatic tile may use; the rest is headroom for other processes."""

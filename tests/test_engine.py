@@ -463,14 +463,14 @@ def test_automatic_tile_is_bounded(compact4):
     assert engine.choose_tile(compact4, engine.UpscaleOptions(tile=200), 2000, 3000) == 200
 
 
-def test_automatic_cpu_tile_is_comfyuis_512_when_memory_allows(compact4, nexus_desc, monkeypatch):
-    """Smaller automatic tiles on the CPU made window transformers 2.1-2.4x slower than
-    ComfyUI's node (512 px tiles): the overlap of small tiles is recomputed."""
+def test_automatic_cpu_tile_is_the_cap_when_memory_allows(compact4, nexus_desc, monkeypatch):
+    """On the CPU smaller tiles are faster per useful pixel up to the cap (see
+    MAX_AUTO_TILE_CPU); less memory gives smaller tiles."""
     monkeypatch.setattr(engine, "_available_memory", lambda device: 16 << 30)
     for desc in (compact4, nexus_desc):
-        assert engine.choose_tile(desc, engine.UpscaleOptions(), 1152, 1440) == 512
-    monkeypatch.setattr(engine, "_available_memory", lambda device: 256 << 20)
-    assert engine.choose_tile(compact4, engine.UpscaleOptions(), 1152, 1440) < 512
+        assert engine.choose_tile(desc, engine.UpscaleOptions(), 1152, 1440) == 256
+    monkeypatch.setattr(engine, "_available_memory", lambda device: 64 << 20)
+    assert engine.choose_tile(compact4, engine.UpscaleOptions(), 1152, 1440) < 256
 
 
 def test_the_automatic_tile_probes_a_model_once_not_once_per_image(compact4, photo):
