@@ -30,7 +30,9 @@ def references(scale: int) -> dict[str, nn.Module]:
     from spandrel.architectures.SPAN import SPAN
 
     return {
-        f"SPAN 48ch x{scale} (spandrel)": SPAN(num_in_ch=3, num_out_ch=3, feature_channels=48, upscale=scale),
+        f"SPAN 48ch x{scale} (spandrel)": SPAN(
+            num_in_ch=3, num_out_ch=3, feature_channels=48, upscale=scale
+        ),
         f"Compact x{scale} (spandrel)": Compact(num_in_ch=3, num_out_ch=3, upscale=scale),
     }
 
